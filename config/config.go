@@ -1,0 +1,383 @@
+// Package config loads and validates synchub's YAML configuration file.
+//
+// Loading is strict so that a typo never silently falls back to a default: unknown keys,
+// values of the wrong type and semantic mistakes are all reported together in one *Error,
+// each with its key path and line number. Secrets never live in the file, only the names
+// of environment variables that hold them; Load and Parse resolve those names.
+package config
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// Kafka says which Kafka to use; by default an embedded single-node broker.
+	Kafka Kafka `yaml:"kafka"`
+	// HTTP configures the ingest and admin HTTP server.
+	HTTP HTTP `yaml:"http"`
+	// Enrichment configures the enrichment stages.
+	Enrichment Enrichment `yaml:"enrichment"`
+	// Customers lists the tenants and their connectors; default none.
+	Customers []Customer `yaml:"customers"`
+
+	// lines remembers where each key was in the source, so that problems found after
+	// decoding can still point at a line.
+	lines *lineIndex
+}
+
+// Kafka selects and sizes the Kafka cluster.
+type Kafka struct {
+	// Brokers are host:port seed addresses of an external cluster; empty (the default)
+	// starts the embedded broker instead.
+	Brokers []string `yaml:"brokers"`
+	// Embedded configures the embedded broker; used only when Brokers is empty.
+	Embedded Embedded `yaml:"embedded"`
+	// Partitions is the partition count of the topics synchub creates; default 8, 1..1024.
+	Partitions int `yaml:"partitions"`
+}
+
+// Embedded configures the embedded single-node broker.
+type Embedded struct {
+	// Listen is the broker's host:port with a numeric port; default 127.0.0.1:9092.
+	Listen string `yaml:"listen"`
+	// DataDir is where the broker keeps its log; default data/kafka.
+	DataDir string `yaml:"data_dir"`
+}
+
+// HTTP configures the HTTP server.
+type HTTP struct {
+	// Listen is the server's host:port with a numeric port; default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// AdminTokenEnv optionally names the environment variable holding the admin API
+	// bearer token; default empty.
+	AdminTokenEnv string `yaml:"admin_token_env"`
+	// AdminToken is the resolved value of AdminTokenEnv; empty when AdminTokenEnv is.
+	AdminToken string `yaml:"-" json:"-"`
+}
+
+// Enrichment configures the enrichment stages.
+type Enrichment struct {
+	// GeoIPDB is the path of a MaxMind .mmdb file; default empty, which turns geo-IP
+	// enrichment off.
+	GeoIPDB string `yaml:"geoip_db"`
+}
+
+// Customer is one tenant of the hub.
+type Customer struct {
+	// ID is required and unique; it equals organization_id in events.
+	ID string `yaml:"id"`
+	// Name is a display name; optional.
+	Name string `yaml:"name"`
+	// Connectors are the customer's external tools.
+	Connectors Connectors `yaml:"connectors"`
+}
+
+// Connectors holds one optional entry per connector kind; nil means not configured.
+type Connectors struct {
+	// Webhook posts entity changes to the customer's URL; default nil.
+	Webhook *Webhook `yaml:"webhook"`
+}
+
+// Webhook configures the Standard Webhooks connector of one customer.
+type Webhook struct {
+	// Enabled turns the connector on; default false.
+	Enabled bool `yaml:"enabled"`
+	// URL is the absolute http or https endpoint; required when enabled.
+	URL string `yaml:"url"`
+	// SecretEnv names the environment variable holding the signing secret
+	// ("whsec_" + base64); required when enabled.
+	SecretEnv string `yaml:"secret_env"`
+	// Secret is the resolved value of SecretEnv, still in "whsec_…" form; set only for
+	// enabled webhooks. See SigningKey for the raw key bytes.
+	Secret string `yaml:"-" json:"-"`
+	// Entities are the entity kinds sent, each "user" or "campaign"; default [user].
+	Entities []string `yaml:"entities"`
+	// Timeout bounds one HTTP request; default 10s.
+	Timeout Duration `yaml:"timeout"`
+	// Retry says how failed deliveries are retried.
+	Retry Retry `yaml:"retry"`
+}
+
+// Retry is an exponential backoff policy.
+type Retry struct {
+	// MaxAttempts counts every attempt including the first; default 20, at least 1.
+	MaxAttempts int `yaml:"max_attempts"`
+	// InitialInterval is the wait after the first failure, doubled each time;
+	// default 250ms.
+	InitialInterval Duration `yaml:"initial_interval"`
+	// MaxInterval caps the wait between attempts; default 15s, at least InitialInterval.
+	MaxInterval Duration `yaml:"max_interval"`
+	// MaxElapsed bounds the total time spent on one delivery; default 10m.
+	MaxElapsed Duration `yaml:"max_elapsed"`
+}
+
+// Defaults. The retry ones ride out a one-minute outage: 250ms doubling up to 15s adds up
+// to a minute in about ten attempts, well inside 20 attempts and 10 minutes.
+const (
+	defaultPartitions      = 8
+	defaultEmbeddedListen  = "127.0.0.1:9092"
+	defaultDataDir         = "data/kafka"
+	defaultHTTPListen      = "127.0.0.1:8080"
+	defaultWebhookTimeout  = Duration(10 * time.Second)
+	defaultMaxAttempts     = 20
+	defaultInitialInterval = Duration(250 * time.Millisecond)
+	defaultMaxInterval     = Duration(15 * time.Second)
+	defaultMaxElapsed      = Duration(10 * time.Minute)
+)
+
+// Load reads the file at path, decodes it strictly, applies defaults, validates it and
+// resolves every *_env name through getenv (os.LookupEnv when nil). A file that cannot
+// be read gives the *fs.PathError wrapped; anything wrong with its content gives an
+// *Error listing every problem.
+func Load(path string, getenv func(string) (string, bool)) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, problems := parse(data, getenv)
+	if len(problems) > 0 {
+		return nil, &Error{File: path, Problems: problems}
+	}
+	return cfg, nil
+}
+
+// Parse is Load for a config already in memory; its *Error has no File.
+func Parse(data []byte, getenv func(string) (string, bool)) (*Config, error) {
+	cfg, problems := parse(data, getenv)
+	if len(problems) > 0 {
+		return nil, &Error{Problems: problems}
+	}
+	return cfg, nil
+}
+
+func parse(data []byte, getenv func(string) (string, bool)) (*Config, []Problem) {
+	if getenv == nil {
+		getenv = os.LookupEnv
+	}
+	idx, syntax := indexLines(data)
+	if syntax != nil {
+		return nil, []Problem{*syntax}
+	}
+
+	cfg := &Config{lines: idx}
+	var problems []Problem
+	var bad []string // paths of values that failed to decode
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			// Fatal decoder errors (unknown anchor, excessive aliasing) stop decoding,
+			// so nothing after them can be trusted.
+			return nil, []Problem{syntaxProblem(err)}
+		}
+		for _, s := range te.Errors {
+			p, isBad := idx.typeProblem(s)
+			problems = append(problems, p)
+			if isBad {
+				bad = append(bad, p.Path)
+			}
+		}
+	}
+	cfg.applyDefaults()
+
+	// A value that failed to decode is left zero, and checking it again would only
+	// repeat the same mistake in other words.
+	later := append(cfg.Validate(), cfg.resolveSecrets(getenv)...)
+	for _, p := range later {
+		if !coveredBy(p.Path, bad) {
+			problems = append(problems, p)
+		}
+	}
+	sortProblems(problems)
+	return cfg, problems
+}
+
+func (c *Config) applyDefaults() {
+	has := c.lines.present
+	if !has("kafka.partitions") {
+		c.Kafka.Partitions = defaultPartitions
+	}
+	if !has("kafka.embedded.listen") {
+		c.Kafka.Embedded.Listen = defaultEmbeddedListen
+	}
+	if !has("kafka.embedded.data_dir") {
+		c.Kafka.Embedded.DataDir = defaultDataDir
+	}
+	if !has("http.listen") {
+		c.HTTP.Listen = defaultHTTPListen
+	}
+	for i := range c.Customers {
+		w := c.Customers[i].Connectors.Webhook
+		if w == nil {
+			continue
+		}
+		p := fmt.Sprintf("customers[%d].connectors.webhook.", i)
+		if !has(p + "entities") {
+			w.Entities = []string{EntityUser}
+		}
+		if !has(p + "timeout") {
+			w.Timeout = defaultWebhookTimeout
+		}
+		if !has(p + "retry.max_attempts") {
+			w.Retry.MaxAttempts = defaultMaxAttempts
+		}
+		if !has(p + "retry.initial_interval") {
+			w.Retry.InitialInterval = defaultInitialInterval
+		}
+		if !has(p + "retry.max_interval") {
+			w.Retry.MaxInterval = defaultMaxInterval
+		}
+		if !has(p + "retry.max_elapsed") {
+			w.Retry.MaxElapsed = defaultMaxElapsed
+		}
+	}
+}
+
+// resolveSecrets reads the environment variables the config names. Names that Validate
+// rejects are skipped: their problem is already reported, and looking them up could echo
+// a secret pasted in by mistake.
+func (c *Config) resolveSecrets(getenv func(string) (string, bool)) []Problem {
+	var problems []Problem
+	add := func(path, format string, args ...any) {
+		problems = append(problems, Problem{Path: path, Line: c.lines.lineOf(path), Msg: fmt.Sprintf(format, args...)})
+	}
+	if name := c.HTTP.AdminTokenEnv; name != "" && envNameProblem(name) == "" {
+		switch v, ok := getenv(name); {
+		case !ok:
+			add("http.admin_token_env", "environment variable %s is not set", name)
+		case v == "":
+			add("http.admin_token_env", "environment variable %s is empty", name)
+		default:
+			c.HTTP.AdminToken = v
+		}
+	}
+	for i := range c.Customers {
+		w := c.Customers[i].Connectors.Webhook
+		if w == nil || !w.Enabled || w.SecretEnv == "" || envNameProblem(w.SecretEnv) != "" {
+			continue
+		}
+		path := fmt.Sprintf("customers[%d].connectors.webhook.secret_env", i)
+		switch v, ok := getenv(w.SecretEnv); {
+		case !ok:
+			add(path, "environment variable %s is not set", w.SecretEnv)
+		case decodeWebhookSecret(v) == nil:
+			add(path, "environment variable %s is not a whsec_<base64> secret of at least %d bytes", w.SecretEnv, minSecretBytes)
+		default:
+			w.Secret = v
+		}
+	}
+	return problems
+}
+
+// minSecretBytes follows Standard Webhooks' advice against short HMAC keys.
+const minSecretBytes = 16
+
+// decodeWebhookSecret returns the HMAC key of a "whsec_<base64>" secret, or nil when s is
+// not one.
+func decodeWebhookSecret(s string) []byte {
+	b64, ok := strings.CutPrefix(s, "whsec_")
+	if !ok {
+		return nil
+	}
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || len(key) < minSecretBytes {
+		return nil
+	}
+	return key
+}
+
+// SigningKey returns the HMAC key encoded in Secret, or nil when Secret is unresolved.
+func (w *Webhook) SigningKey() []byte {
+	return decodeWebhookSecret(w.Secret)
+}
+
+// String keeps the secret out of logs and error messages.
+func (w Webhook) String() string {
+	type plain Webhook
+	p := plain(w)
+	p.Secret = redact(p.Secret)
+	return fmt.Sprintf("%+v", p)
+}
+
+// GoString keeps the secret out of %#v output too.
+func (w Webhook) GoString() string { return w.String() }
+
+// String keeps the admin token out of logs and error messages.
+func (h HTTP) String() string {
+	type plain HTTP
+	p := plain(h)
+	p.AdminToken = redact(p.AdminToken)
+	return fmt.Sprintf("%+v", p)
+}
+
+// GoString keeps the admin token out of %#v output too.
+func (h HTTP) GoString() string { return h.String() }
+
+func redact(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// Customer returns the customer with the given ID (an event's organization_id).
+func (c *Config) Customer(id string) (*Customer, bool) {
+	for i := range c.Customers {
+		if c.Customers[i].ID == id {
+			return &c.Customers[i], true
+		}
+	}
+	return nil, false
+}
+
+// EnabledWebhooks maps customer ID to that customer's webhook, for enabled ones only.
+func (c *Config) EnabledWebhooks() map[string]*Webhook {
+	m := make(map[string]*Webhook)
+	for i := range c.Customers {
+		if w := c.Customers[i].Connectors.Webhook; w != nil && w.Enabled {
+			m[c.Customers[i].ID] = w
+		}
+	}
+	return m
+}
+
+// Duration is a time.Duration written in YAML as a string such as "250ms", "10s" or "2m".
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String formats d like time.Duration does.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalYAML writes d in the form UnmarshalYAML reads.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// UnmarshalYAML reports a bad value as a *yaml.TypeError so that the decoder collects it
+// with the other problems instead of stopping at it.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &yaml.TypeError{Errors: []string{
+			fmt.Sprintf("line %d: cannot unmarshal %s into config.Duration", n.Line, n.ShortTag()),
+		}}
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return &yaml.TypeError{Errors: []string{
+			fmt.Sprintf("line %d: invalid duration %q (want a number with a unit, like 250ms, 10s or 2m)", n.Line, n.Value),
+		}}
+	}
+	*d = Duration(v)
+	return nil
+}

@@ -1,0 +1,180 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Entity kinds a connector can subscribe to.
+const (
+	EntityUser     = "user"
+	EntityCampaign = "campaign"
+)
+
+const (
+	minPartitions = 1
+	maxPartitions = 1024
+)
+
+// Validate checks the meaning of a config whose defaults are already applied, and returns
+// every problem found, sorted by line. It does not look at the environment. For a Config
+// from Load or Parse the problems carry lines; for one built in code Line is 0.
+func (c *Config) Validate() []Problem {
+	v := validator{lines: c.lines}
+	v.kafka(&c.Kafka)
+	v.listen("http.listen", c.HTTP.Listen, 0)
+	if c.HTTP.AdminTokenEnv != "" {
+		v.envName("http.admin_token_env", c.HTTP.AdminTokenEnv)
+	}
+	seen := make(map[string]int) // customer id → index of its first use
+	for i := range c.Customers {
+		v.customer(i, &c.Customers[i], seen)
+	}
+	sortProblems(v.problems)
+	return v.problems
+}
+
+type validator struct {
+	lines    *lineIndex
+	problems []Problem
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Path: path, Line: v.lines.lineOf(path), Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) kafka(k *Kafka) {
+	if k.Partitions < minPartitions || k.Partitions > maxPartitions {
+		v.add("kafka.partitions", "must be between %d and %d, got %d", minPartitions, maxPartitions, k.Partitions)
+	}
+	for i, b := range k.Brokers {
+		v.listen(fmt.Sprintf("kafka.brokers[%d]", i), b, 1)
+	}
+	v.listen("kafka.embedded.listen", k.Embedded.Listen, 0)
+	if strings.TrimSpace(k.Embedded.DataDir) == "" {
+		v.add("kafka.embedded.data_dir", "must not be empty")
+	}
+}
+
+// listen checks a host:port address. Listeners may use port 0 (any free port) and an
+// empty host (all interfaces); broker addresses pass minPort 1 to forbid port 0.
+func (v *validator) listen(path, addr string, minPort int) {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		n, perr := strconv.Atoi(port)
+		if perr == nil && n >= minPort && n <= 65535 {
+			return
+		}
+	}
+	v.add(path, "must be host:port with a numeric port, got %q", addr)
+}
+
+func (v *validator) customer(i int, c *Customer, seen map[string]int) {
+	p := fmt.Sprintf("customers[%d]", i)
+	switch {
+	case strings.TrimSpace(c.ID) == "":
+		v.add(p+".id", "is required")
+	case strings.TrimSpace(c.ID) != c.ID:
+		v.add(p+".id", "must not start or end with spaces, got %q", c.ID)
+	default:
+		if first, dup := seen[c.ID]; dup {
+			where := fmt.Sprintf("customers[%d]", first)
+			if line := v.lines.lineOf(where + ".id"); line > 0 {
+				where += fmt.Sprintf(" at line %d", line)
+			}
+			v.add(p+".id", "duplicate id %q, already used by %s", c.ID, where)
+		} else {
+			seen[c.ID] = i
+		}
+	}
+	if c.Connectors.Webhook != nil {
+		v.webhook(p+".connectors.webhook", c.Connectors.Webhook)
+	}
+}
+
+// webhook checks everything that has a value even when the webhook is disabled, so that
+// enabling it later cannot reveal old mistakes; only required keys wait for Enabled.
+func (v *validator) webhook(p string, w *Webhook) {
+	switch {
+	case w.URL != "":
+		v.webhookURL(p+".url", w.URL)
+	case w.Enabled:
+		v.add(p+".url", "is required when the webhook is enabled")
+	}
+	switch {
+	case w.SecretEnv != "":
+		v.envName(p+".secret_env", w.SecretEnv)
+	case w.Enabled:
+		v.add(p+".secret_env", "is required when the webhook is enabled")
+	}
+
+	if len(w.Entities) == 0 {
+		v.add(p+".entities", "must list at least one of %q, %q", EntityUser, EntityCampaign)
+	}
+	seen := make(map[string]bool)
+	for i, e := range w.Entities {
+		ep := fmt.Sprintf("%s.entities[%d]", p, i)
+		switch {
+		case e != EntityUser && e != EntityCampaign:
+			v.add(ep, "unknown entity %q (want %q or %q)", e, EntityUser, EntityCampaign)
+		case seen[e]:
+			v.add(ep, "duplicate entity %q", e)
+		}
+		seen[e] = true
+	}
+
+	if w.Timeout <= 0 {
+		v.add(p+".timeout", "must be positive, got %s", w.Timeout)
+	}
+	r := w.Retry
+	if r.MaxAttempts < 1 {
+		v.add(p+".retry.max_attempts", "must be at least 1, got %d", r.MaxAttempts)
+	}
+	if r.InitialInterval <= 0 {
+		v.add(p+".retry.initial_interval", "must be positive, got %s", r.InitialInterval)
+	}
+	switch {
+	case r.MaxInterval <= 0:
+		v.add(p+".retry.max_interval", "must be positive, got %s", r.MaxInterval)
+	case r.MaxInterval < r.InitialInterval:
+		v.add(p+".retry.max_interval", "must be at least initial_interval (%s), got %s", r.InitialInterval, r.MaxInterval)
+	}
+	if r.MaxElapsed <= 0 {
+		v.add(p+".retry.max_elapsed", "must be positive, got %s", r.MaxElapsed)
+	}
+}
+
+// webhookURL never echoes the URL: query strings and user info can carry credentials.
+func (v *validator) webhookURL(path, raw string) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		v.add(path, "must be an absolute http or https URL")
+	case u.User != nil:
+		v.add(path, "must not contain user info; credentials belong in environment variables")
+	}
+}
+
+func (v *validator) envName(path, name string) {
+	if msg := envNameProblem(name); msg != "" {
+		v.add(path, "%s", msg)
+	}
+}
+
+// envNameProblem never echoes name: a value that is not a variable name is most likely
+// the secret itself, pasted where its variable's name belongs.
+func envNameProblem(name string) string {
+	if strings.HasPrefix(strings.ToLower(name), "whsec_") {
+		return "looks like a secret; put the secret in an environment variable and give that variable's name here"
+	}
+	for i, r := range name {
+		letter := r == '_' || (r >= 'A' && r <= 'Z') || (r >= 'a' && r <= 'z')
+		if !letter && (i == 0 || r < '0' || r > '9') {
+			return "must be the name of an environment variable (letters, digits and _, not starting with a digit)"
+		}
+	}
+	return ""
+}

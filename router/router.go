@@ -1,0 +1,208 @@
+// Package router builds the hub's Watermill router: the Kafka clients, the
+// aggregate stage on events and one connector stage per connector, each with
+// its own consumer group and the middleware stack of middleware.go.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/synchub/synchub/config"
+	"github.com/synchub/synchub/connectors/webhook"
+	"github.com/synchub/synchub/kafka"
+	"github.com/synchub/synchub/router/aggregate"
+	"github.com/synchub/synchub/router/dispatch"
+)
+
+// Consumer groups. One per stage: two stages sharing a group would split the
+// partitions between them instead of each seeing every record.
+const (
+	GroupAggregate = "synchub.aggregate"
+	groupConnector = "synchub.connector."
+)
+
+// Deps is what the hub needs from its composition root.
+type Deps struct {
+	Config   *config.Config
+	Brokers  []string
+	Registry *prometheus.Registry
+	Logger   *zap.Logger
+	// Now is the clock for dead-letter timestamps; default time.Now.
+	Now func() time.Time
+	// NackResendSleep overrides how long a failed record waits before it is
+	// tried again in place (default 500ms).
+	NackResendSleep time.Duration
+}
+
+// Hub is the running pipeline.
+type Hub struct {
+	Router     *message.Router
+	Aggregator *aggregate.Handler
+
+	client sarama.Client
+	pub    message.Publisher
+	subs   []message.Subscriber
+}
+
+// Topics are the topics the hub creates at start.
+func Topics() []kafka.TopicSpec {
+	return kafka.HubTopics([]string{aggregate.EntityUser}, []string{dispatch.ConnectorWebhook})
+}
+
+// New creates the topics and builds the router. Run it with Run.
+func New(d Deps) (*Hub, error) {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	wlog := NewLogger(d.Logger)
+	client, err := sarama.NewClient(d.Brokers, kafka.SaramaConfig("synchub"))
+	if err != nil {
+		return nil, fmt.Errorf("connecting to Kafka at %v: %w", d.Brokers, err)
+	}
+	h := &Hub{client: client}
+	if err := h.build(d, wlog); err != nil {
+		return nil, errors.Join(err, h.Close())
+	}
+	return h, nil
+}
+
+func (h *Hub) build(d Deps, wlog watermill.LoggerAdapter) error {
+	admin, err := sarama.NewClusterAdminFromClient(h.client)
+	if err != nil {
+		return fmt.Errorf("creating Kafka admin: %w", err)
+	}
+	// Not admin.Close: it would close the shared client.
+	if err := kafka.EnsureTopics(admin, int32(d.Config.Kafka.Partitions), Topics()); err != nil {
+		return err
+	}
+	pub, err := kafka.NewPublisher(d.Brokers, "synchub", wlog)
+	if err != nil {
+		return err
+	}
+	h.pub = pub
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, wlog)
+	if err != nil {
+		return fmt.Errorf("creating router: %w", err)
+	}
+	h.Router = r
+	if err := h.addAggregate(d, wlog); err != nil {
+		return err
+	}
+	return h.addWebhook(d, wlog)
+}
+
+func (h *Hub) addAggregate(d Deps, wlog watermill.LoggerAdapter) error {
+	read := func(ctx context.Context, topic string, partition int32, fn func([]byte) error) error {
+		return kafka.ReadPartition(ctx, h.client, topic, partition, func(m *sarama.ConsumerMessage) error { return fn(m.Value) })
+	}
+	agg, err := aggregate.NewHandler(h.pub, read, d.Registry, d.Logger.Named("aggregate"))
+	if err != nil {
+		return err
+	}
+	h.Aggregator = agg
+	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
+		Brokers: d.Brokers, Group: GroupAggregate, ClientID: "synchub-aggregate",
+		NackResendSleep: d.NackResendSleep,
+		OnAssign:        agg.Assign, OnRevoke: agg.Revoke,
+	}, wlog)
+	if err != nil {
+		return err
+	}
+	h.subs = append(h.subs, sub)
+	h.Router.AddConsumerHandler("aggregate.user", kafka.TopicEvents, sub, agg.Handle)
+	return nil
+}
+
+func (h *Hub) addWebhook(d Deps, wlog watermill.LoggerAdapter) error {
+	routes := make(map[string]dispatch.WebhookRoute)
+	for _, c := range d.Config.Customers {
+		w := c.Connectors.Webhook
+		if w == nil || !w.Enabled {
+			continue
+		}
+		secret, err := webhook.ParseSecret(w.Secret)
+		if err != nil {
+			return fmt.Errorf("customer %s webhook secret (%s): %w", c.ID, w.SecretEnv, err)
+		}
+		routes[c.ID] = dispatch.WebhookRoute{
+			Endpoint: webhook.Endpoint{URL: w.URL, Secret: secret},
+			Policy: webhook.Policy{
+				MaxAttempts:     w.Retry.MaxAttempts,
+				InitialInterval: w.Retry.InitialInterval.D(),
+				MaxInterval:     w.Retry.MaxInterval.D(),
+				MaxElapsed:      w.Retry.MaxElapsed.D(),
+				RequestTimeout:  w.Timeout.D(),
+			},
+			Entities: w.Entities,
+		}
+	}
+	stage, err := dispatch.NewWebhook(webhook.NewClient(d.Logger.Named("webhook")), routes, d.Registry)
+	if err != nil {
+		return err
+	}
+	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
+		Brokers: d.Brokers, Group: groupConnector + dispatch.ConnectorWebhook, ClientID: "synchub-webhook",
+		NackResendSleep: d.NackResendSleep,
+		// Committing each delivery keeps a restart from sending an older
+		// version after a newer one.
+		CommitOnAck: true,
+	}, wlog)
+	if err != nil {
+		return err
+	}
+	h.subs = append(h.subs, sub)
+	mws, err := ConnectorMiddlewares(dispatch.ConnectorWebhook, h.pub, d.Now)
+	if err != nil {
+		return err
+	}
+	handler := h.Router.AddConsumerHandler("connector.webhook.user", kafka.EntityTopic(aggregate.EntityUser), sub, stage.Handle)
+	handler.AddMiddleware(mws...)
+	return nil
+}
+
+// Run runs the router until ctx is done or Close is called.
+func (h *Hub) Run(ctx context.Context) error { return h.Router.Run(ctx) }
+
+// Running is closed once every handler runs.
+func (h *Hub) Running() chan struct{} { return h.Router.Running() }
+
+// Ready reports whether the hub can do its work: handlers running and the
+// broker answering.
+func (h *Hub) Ready() error {
+	select {
+	case <-h.Router.Running():
+	default:
+		return errors.New("handlers not running yet")
+	}
+	if h.Router.IsClosed() {
+		return errors.New("router closed")
+	}
+	if err := h.client.RefreshMetadata(); err != nil {
+		return fmt.Errorf("broker unreachable: %w", err)
+	}
+	return nil
+}
+
+// Close stops the router, then the clients it used.
+func (h *Hub) Close() error {
+	var errs []error
+	if h.Router != nil {
+		errs = append(errs, h.Router.Close())
+	}
+	for _, s := range h.subs {
+		errs = append(errs, s.Close())
+	}
+	if h.pub != nil {
+		errs = append(errs, h.pub.Close())
+	}
+	errs = append(errs, h.client.Close())
+	return errors.Join(errs...)
+}
