@@ -22,8 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/synchub/synchub/connectors/webhook"
 	"github.com/synchub/synchub/internal/hubtest"
 	"github.com/synchub/synchub/kafka"
@@ -329,15 +327,4 @@ func checkFinal(t *testing.T, r *hubtest.Receiver, want map[string]*expectation,
 	if n := r.BadSignatures(); n > 0 {
 		t.Errorf("%d requests failed signature verification", n)
 	}
-}
-
-// saramaClient is for reading what kcat's formats cannot show.
-func saramaClient(t *testing.T, addr string) sarama.Client {
-	t.Helper()
-	c, err := sarama.NewClient([]string{addr}, kafka.SaramaConfig("e2e"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
 }

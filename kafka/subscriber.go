@@ -222,16 +222,8 @@ func (h *groupHandler) deliver(sess sarama.ConsumerGroupSession, rec *sarama.Con
 		}
 		select {
 		case <-msg.Acked():
-			if sess.Context().Err() != nil {
-				// The partition may have moved; its new owner reads from
-				// the last commit and will see this record again.
-				return false
-			}
-			sess.MarkMessage(rec, "")
-			if h.s.cfg.CommitOnAck {
-				sess.Commit()
-			}
-			return true
+			h.mark(sess, rec)
+			return sess.Context().Err() == nil
 		case <-msg.Nacked():
 			select {
 			case <-time.After(h.s.cfg.NackResendSleep):
@@ -239,8 +231,24 @@ func (h *groupHandler) deliver(sess sarama.ConsumerGroupSession, rec *sarama.Con
 				return false
 			}
 		case <-h.ctx.Done():
+			// Closing: keep an Ack that raced with the close.
+			select {
+			case <-msg.Acked():
+				h.mark(sess, rec)
+			default:
+			}
 			return false
 		}
+	}
+}
+
+// mark records rec as done. It is safe after the session context ends:
+// Sarama commits marked offsets when the session is released, before this
+// member rejoins, so no other member can have moved past rec yet.
+func (h *groupHandler) mark(sess sarama.ConsumerGroupSession, rec *sarama.ConsumerMessage) {
+	sess.MarkMessage(rec, "")
+	if h.s.cfg.CommitOnAck {
+		sess.Commit()
 	}
 }
 

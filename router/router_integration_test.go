@@ -375,4 +375,3 @@ func TestRejectedRecordsAreDeadLetteredWithHeaders(t *testing.T) {
 		}
 	}
 }
-
