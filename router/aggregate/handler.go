@@ -115,11 +115,19 @@ func (h *Handler) Users() int {
 // Handle applies one raw event. It returns an error only for failures worth
 // retrying in place (publishing); anything wrong with the event itself goes
 // to events.invalid and the event is acknowledged.
-func (h *Handler) Handle(msg *message.Message) error {
+func (h *Handler) Handle(msg *message.Message) (err error) {
 	rec, ok := kafka.RecordFromContext(msg.Context())
 	if !ok {
 		return errors.New("message without Kafka coordinates")
 	}
+	// A panic on some input is a bug, but redelivering that input forever
+	// would stall the partition: set the event aside with the panic as its
+	// reason instead.
+	defer func() {
+		if r := recover(); r != nil {
+			err = h.reject(msg, rec, fmt.Sprintf("aggregator panicked on this event: %v", r))
+		}
+	}()
 	env, err := event.DecodeLimit(msg.Payload, h.maxSize)
 	var inv *event.InvalidError
 	switch {
