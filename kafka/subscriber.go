@@ -40,16 +40,36 @@ type SubscriberConfig struct {
 	// ClientID names the client in broker logs; default "synchub".
 	ClientID string
 	// NackResendSleep is how long a Nacked message waits before it is sent
-	// again (default 500ms). The partition waits with it: order is kept.
+	// again (default 500ms). Its key waits with it: order is kept.
 	NackResendSleep time.Duration
-	// CommitOnAck commits the offset synchronously on every Ack instead of
-	// on the auto-commit interval. After a crash at most the message in
-	// flight is delivered again, never an older one after a newer one.
-	CommitOnAck bool
+	// MaxInFlight is how many messages of one partition may be out at once
+	// (default 1: strictly one after another). Two messages with the same
+	// key are never out together, and a key's messages go out in offset
+	// order.
+	MaxInFlight int
+	// MaxPending bounds the records of one partition read but not yet out
+	// (default 10000); when reached, the partition stops reading.
+	MaxPending int
+	// Coalesce is for topics of whole snapshots keyed by entity: a record
+	// waiting behind one of its key is replaced by a newer record of that
+	// key, and the older is acknowledged unseen. A claim also reads up to
+	// the partition's end before emitting anything, so records redelivered
+	// after a crash or rebalance go out only as each key's newest: an older
+	// version is never emitted after a newer one was.
+	Coalesce bool
+	// LaneHeader names a header that splits a partition's records into
+	// lanes (e.g. the customer); MaxInFlightPerLane then bounds each lane's
+	// share of MaxInFlight, so one slow lane cannot hold every slot.
+	LaneHeader         string
+	MaxInFlightPerLane int
+	// RevokeGrace is how long a claim that is ending waits for its
+	// messages' outcomes before it gives them up (default 5s); their
+	// records are then delivered again by the partition's next owner.
+	RevokeGrace time.Duration
 	// OnAssign is called with the partitions of topic this member owns,
 	// before any of their messages is emitted; an error fails the session
-	// and it is retried. OnRevoke is called once no message of those
-	// partitions is in flight any more.
+	// and it is retried. OnRevoke is called when the claims end, after
+	// their messages' outcomes are in or RevokeGrace has passed.
 	OnAssign func(ctx context.Context, topic string, partitions []int32) error
 	OnRevoke func(topic string, partitions []int32)
 }
@@ -60,6 +80,18 @@ func (c *SubscriberConfig) setDefaults() {
 	}
 	if c.NackResendSleep == 0 {
 		c.NackResendSleep = 500 * time.Millisecond
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 1
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = 10000
+	}
+	if c.MaxInFlightPerLane == 0 {
+		c.MaxInFlightPerLane = c.MaxInFlight
+	}
+	if c.RevokeGrace == 0 {
+		c.RevokeGrace = 5 * time.Second
 	}
 }
 
@@ -75,14 +107,18 @@ func (c SubscriberConfig) Validate() error {
 	if c.NackResendSleep < 0 {
 		errs = append(errs, errors.New("negative NackResendSleep"))
 	}
+	if c.MaxInFlight < 0 || c.MaxPending < 0 || c.MaxInFlightPerLane < 0 {
+		errs = append(errs, errors.New("negative MaxInFlight, MaxPending or MaxInFlightPerLane"))
+	}
 	return errors.Join(errs...)
 }
 
-// Subscriber is a Watermill subscriber over a Sarama consumer group that,
-// unlike watermill-kafka's, reports partition assignment and revocation
-// (aggregators restore and drop per-partition state there) and can commit
-// synchronously on Ack. Messages of one partition are emitted one at a time,
-// in offset order; a Nacked message is sent again after NackResendSleep.
+// Subscriber is a Watermill subscriber over a Sarama consumer group. Unlike
+// watermill-kafka's it reports partition assignment and revocation
+// (aggregators restore and drop per-partition state there) and emits many
+// messages of a partition at once, ordered per key: see claim.go. Offsets
+// are committed only below the lowest unfinished message, so a crash never
+// leaves a gap. A Nacked message is sent again after NackResendSleep.
 type Subscriber struct {
 	cfg    SubscriberConfig
 	logger watermill.LoggerAdapter
@@ -112,13 +148,17 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		return nil, errors.New("subscriber closed")
 	default:
 	}
-	group, err := sarama.NewConsumerGroup(s.cfg.Brokers, s.cfg.Group, SaramaConfig(s.cfg.ClientID))
+	client, err := sarama.NewClient(s.cfg.Brokers, SaramaConfig(s.cfg.ClientID))
 	if err != nil {
-		return nil, fmt.Errorf("joining consumer group %s: %w", s.cfg.Group, err)
+		return nil, fmt.Errorf("connecting consumer group %s: %w", s.cfg.Group, err)
+	}
+	group, err := sarama.NewConsumerGroupFromClient(s.cfg.Group, client)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("joining consumer group %s: %w", s.cfg.Group, err), client.Close())
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	out := make(chan *message.Message)
-	h := &groupHandler{s: s, topic: topic, out: out, ctx: ctx}
+	h := &groupHandler{s: s, topic: topic, out: out, ctx: ctx, client: client}
 	fields := watermill.LogFields{"topic": topic, "group": s.cfg.Group}
 
 	s.wg.Add(2)
@@ -134,7 +174,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		defer s.wg.Done()
 		defer close(out)
 		defer func() {
-			if err := group.Close(); err != nil {
+			if err := errors.Join(group.Close(), client.Close()); err != nil {
 				s.logger.Error("Closing consumer group", err, fields)
 			}
 		}()
@@ -165,9 +205,10 @@ func (s *Subscriber) Close() error {
 }
 
 type groupHandler struct {
-	s     *Subscriber
-	topic string
-	out   chan<- *message.Message
+	s      *Subscriber
+	topic  string
+	out    chan<- *message.Message
+	client sarama.Client
 	// ctx is the subscription's context: handlers keep it across rebalances
 	// so a revocation does not abort a delivery halfway.
 	ctx context.Context
@@ -194,62 +235,17 @@ func (h *groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
 }
 
 func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	for {
-		select {
-		case rec, ok := <-claim.Messages():
-			if !ok {
-				return nil
-			}
-			if !h.deliver(sess, rec) {
-				return nil
-			}
-		case <-sess.Context().Done():
-			return nil
+	holdUntil := int64(-1)
+	if h.s.cfg.Coalesce {
+		end, err := h.client.GetOffset(claim.Topic(), claim.Partition(), sarama.OffsetNewest)
+		if err != nil {
+			return fmt.Errorf("end offset of %s/%d: %w", claim.Topic(), claim.Partition(), err)
+		}
+		if end > claim.InitialOffset() {
+			holdUntil = end - 1
 		}
 	}
-}
-
-// deliver emits rec until it is Acked, and reports whether to go on. Once a
-// message is out, it waits for its outcome even if the session ends, so
-// OnRevoke never runs while a handler still uses the partition.
-func (h *groupHandler) deliver(sess sarama.ConsumerGroupSession, rec *sarama.ConsumerMessage) bool {
-	for {
-		msg := newMessage(h.ctx, rec)
-		select {
-		case h.out <- msg:
-		case <-sess.Context().Done():
-			return false
-		}
-		select {
-		case <-msg.Acked():
-			h.mark(sess, rec)
-			return sess.Context().Err() == nil
-		case <-msg.Nacked():
-			select {
-			case <-time.After(h.s.cfg.NackResendSleep):
-			case <-sess.Context().Done():
-				return false
-			}
-		case <-h.ctx.Done():
-			// Closing: keep an Ack that raced with the close.
-			select {
-			case <-msg.Acked():
-				h.mark(sess, rec)
-			default:
-			}
-			return false
-		}
-	}
-}
-
-// mark records rec as done. It is safe after the session context ends:
-// Sarama commits marked offsets when the session is released, before this
-// member rejoins, so no other member can have moved past rec yet.
-func (h *groupHandler) mark(sess sarama.ConsumerGroupSession, rec *sarama.ConsumerMessage) {
-	sess.MarkMessage(rec, "")
-	if h.s.cfg.CommitOnAck {
-		sess.Commit()
-	}
+	return newClaimLoop(h, sess, claim, holdUntil).run()
 }
 
 func newMessage(ctx context.Context, rec *sarama.ConsumerMessage) *message.Message {

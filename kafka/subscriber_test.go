@@ -96,7 +96,7 @@ func TestSubscriberAssignsInOrderAndResumesAfterCommit(t *testing.T) {
 	assigned := map[int32]bool{}
 	var events []string
 	cfg := kafka.SubscriberConfig{
-		Brokers: []string{b.Addr()}, Group: "g", NackResendSleep: time.Millisecond, CommitOnAck: true,
+		Brokers: []string{b.Addr()}, Group: "g", NackResendSleep: time.Millisecond,
 		OnAssign: func(_ context.Context, topic string, parts []int32) error {
 			mu.Lock()
 			defer mu.Unlock()

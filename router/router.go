@@ -151,9 +151,6 @@ func (h *Hub) addWebhook(d Deps, wlog watermill.LoggerAdapter) error {
 	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
 		Brokers: d.Brokers, Group: groupConnector + dispatch.ConnectorWebhook, ClientID: "synchub-webhook",
 		NackResendSleep: d.NackResendSleep,
-		// Committing each delivery keeps a restart from sending an older
-		// version after a newer one.
-		CommitOnAck: true,
 	}, wlog)
 	if err != nil {
 		return err

@@ -11,6 +11,14 @@
 // seconds, fresh on every attempt) and webhook-signature ("v1,<base64
 // HMAC-SHA256>"). Attempts, backoff and Retry-After handling are described
 // on Client.Deliver.
+//
+// Client.DeliverBatch sends several snapshots in one POST of
+//
+//	{"type": "batch", "data": [<event>, …]}
+//
+// each <event> being the single-delivery body above, signed the same way
+// over the whole body; it also takes a Gate, through which the caller
+// rate-limits and circuit-breaks every attempt.
 package webhook
 
 import (
@@ -24,6 +32,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -52,7 +61,8 @@ type Policy struct {
 	// in [d/2, d]).
 	InitialInterval time.Duration
 	MaxInterval     time.Duration
-	// MaxElapsed bounds the whole delivery, waits and attempts included.
+	// MaxElapsed bounds the whole delivery, backoff waits and attempts
+	// included; time spent held by a Gate is not counted.
 	MaxElapsed time.Duration
 	// RequestTimeout bounds one attempt, reading the response included.
 	RequestTimeout time.Duration
@@ -145,6 +155,14 @@ type sharedPool struct{ t *http.Transport }
 
 func (s sharedPool) RoundTrip(r *http.Request) (*http.Response, error) { return s.t.RoundTrip(r) }
 
+// Gate is consulted around every HTTP attempt of a delivery.
+type Gate interface {
+	// Wait blocks until an attempt may be made (rate limit, open circuit) or ctx ends.
+	Wait(ctx context.Context) error
+	// Done reports an attempt's outcome: the HTTP status (0 if none), the Retry-After the endpoint asked for (0 if none), and the transport error if any.
+	Done(status int, retryAfter time.Duration, err error)
+}
+
 // Deliver POSTs one entity snapshot to ep, retrying per p. entityType is
 // the entity's type ("user"); snapshot is the entity JSON, from which id,
 // version and updated_at are read (a "type" field, if present, must equal
@@ -187,27 +205,106 @@ func (c *Client) Deliver(ctx context.Context, ep Endpoint, p Policy, entityType 
 	if err != nil {
 		return &retry.Error{Class: retry.InvalidInput, Err: err}
 	}
+	return c.deliver(ctx, ep.URL, safeURL, ep.Secret, p, nil, msg, 1)
+}
+
+// DeliverBatch POSTs snapshots, all of entityType, to ep in one request,
+// with the outcomes, retries and errors of Deliver, and consults gate
+// (nil: none) around every attempt.
+//
+// With one snapshot the request is exactly Deliver's: same body, same
+// webhook-id. With more, the body is {"type":"batch","data":[…]} holding
+// each snapshot's single-delivery event in the order given, and the
+// webhook-id is "msg_batch_" + 32 hex digits of a SHA-256 over the sorted
+// member webhook-ids: the same set of (entity id, version) pairs always
+// gets the same id. No snapshots: nil, and no request.
+//
+// The endpoint answers for the whole batch, so the error applies to
+// every snapshot, with one exception: a snapshot that cannot be turned
+// into an event makes a *retry.Error of Class InvalidInput wrapping a
+// *BatchInputError that names its index, and no request is made, so the
+// caller can dead-letter that record alone and send the rest again.
+// (InvalidInput without a *BatchInputError — an invalid entityType —
+// spoils every snapshot.)
+//
+// The gate:
+//   - gate.Wait is called before every attempt, the first and each retry
+//     (after the backoff wait), with a context that ends only with ctx.
+//     Each attempt is signed after Wait returns, so a long hold does not
+//     stale the webhook-timestamp.
+//   - Time spent in Wait is not counted toward p.MaxElapsed: the MaxElapsed
+//     clock stops while the gate holds the delivery and its deadline moves
+//     on by the time held, so a gate pausing an endpoint through an outage
+//     does not make its records Exhausted. Nor does RequestTimeout run;
+//     only ctx can end a hold. Attempts count requests made, not Waits.
+//   - Every Wait that returns nil is followed by exactly one gate.Done for
+//     that attempt, from the same goroutine: the status answered (0 if
+//     none), the response's Retry-After for a non-2xx answer (0 if none),
+//     and the transport error (endpoint redacted) if no answer came. An
+//     attempt cut by ctx reports ctx's error (errors.Is(err,
+//     context.Canceled) at shutdown), which a gate should not hold against
+//     the endpoint; one cut by MaxElapsed is a slow endpoint, like a
+//     timeout.
+//   - If Wait returns an error the delivery ends without another attempt:
+//     with ctx done, as a cancelled ctx ends it (an error wrapping
+//     ctx.Err(), not a *retry.Error); otherwise with an error wrapping
+//     Wait's, also not a *retry.Error (retry.ClassOf calls it Transient):
+//     the gate refused, the endpoint did not fail.
+func (c *Client) DeliverBatch(ctx context.Context, ep Endpoint, p Policy, gate Gate, entityType string, snapshots [][]byte) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("webhook: delivery not started: %w", err)
+	}
+	safeURL, err := checkEndpoint(ep)
+	if err != nil {
+		return &retry.Error{Class: retry.Permanent, Err: err}
+	}
+	if len(snapshots) == 0 {
+		return nil
+	}
+	msg, err := newBatchMessage(entityType, snapshots)
+	if err != nil {
+		return &retry.Error{Class: retry.InvalidInput, Err: err}
+	}
+	return c.deliver(ctx, ep.URL, safeURL, ep.Secret, p, gate, msg, len(snapshots))
+}
+
+// deliver sends msg (of size events) to rawURL: the part Deliver and
+// DeliverBatch share once the input is checked.
+func (c *Client) deliver(ctx context.Context, rawURL, safeURL string, secret Secret, p Policy, gate Gate, msg message, size int) error {
 	p = p.normalized()
 
-	deadline := time.Now().Add(p.MaxElapsed)
-	dctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
+	// The delivery's context: ctx, cut when the MaxElapsed budget runs
+	// out. A deadline context cannot be paused while the gate holds the
+	// delivery, so a timer cancels it instead.
+	dctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	b := startBudget(p.MaxElapsed, func() { cancel(errElapsed) })
+	defer b.timer.Stop()
 
-	d := &delivery{
-		c: c, p: p, secret: ep.Secret, msg: msg, safeURL: safeURL, deadline: deadline,
-		log: c.log.With(zap.String("webhook_id", msg.id), zap.String("endpoint", safeURL)),
+	log := c.log.With(zap.String("webhook_id", msg.id), zap.String("endpoint", safeURL))
+	if size > 1 {
+		log = log.With(zap.Int("batch_size", size))
 	}
-	req, err := retryablehttp.NewRequestWithContext(dctx, http.MethodPost, ep.URL, msg.body)
+	d := &delivery{c: c, p: p, secret: secret, msg: msg, safeURL: safeURL, gate: gate, budget: b, log: log}
+
+	req, err := retryablehttp.NewRequestWithContext(dctx, http.MethodPost, rawURL, msg.body)
 	if err != nil {
 		return &retry.Error{Class: retry.Permanent, Err: fmt.Errorf("webhook: cannot build request to %s", safeURL)}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", userAgent)
 	req.Header.Set(headerID, msg.id)
-	d.sign(req.Header)
+	// Should go-retryablehttp give up between a Wait and its attempt, the
+	// gate still hears of it.
+	defer d.release(nil, errNotSent)
+	if err := d.admit(dctx); err != nil {
+		return d.outcome(ctx, dctx, nil, err)
+	}
+	d.sign(req.Header) // after the gate: a long hold must not stale the timestamp
 
 	rc := &retryablehttp.Client{
 		HTTPClient: &http.Client{
+			// sharedPool: no CloseIdleConnections reaches the pool.
 			Transport: sharedPool{c.pool},
 			Timeout:   p.RequestTimeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error {
@@ -221,12 +318,22 @@ func (c *Client) Deliver(ctx context.Context, ep Endpoint, p Policy, entityType 
 		CheckRetry:     d.checkRetry,
 		Backoff:        func(time.Duration, time.Duration, int, *http.Response) time.Duration { return d.wait },
 		ErrorHandler: func(resp *http.Response, err error, _ int) (*http.Response, error) {
+			if d.refused {
+				// PrepareRetry failed: resp is the previous attempt's,
+				// already drained and closed.
+				return nil, err
+			}
 			if err == nil {
 				err = errAttemptsUsed
 			}
 			return resp, err
 		},
 		PrepareRetry: func(r *http.Request) error {
+			// Runs after the backoff wait, before each retry.
+			if err := error(nil); err != nil {
+				d.refused = true
+				return err
+			}
 			// The previous attempt's request may still be read by the
 			// transport: sign a copy of the headers.
 			r.Header = r.Header.Clone()
@@ -238,21 +345,62 @@ func (c *Client) Deliver(ctx context.Context, ep Endpoint, p Policy, entityType 
 	return d.outcome(ctx, dctx, resp, err)
 }
 
+// budget is a delivery's MaxElapsed: a timer that cuts the delivery when
+// it runs out, stopped while a Gate holds the delivery.
+type budget struct {
+	// deadline is when the budget runs out; resume moves it on by the
+	// time held. Only the delivering goroutine touches it.
+	deadline time.Time
+	timer    *time.Timer
+	out      atomic.Bool // the timer fired
+	heldAt   time.Time
+}
+
+func startBudget(d time.Duration, expire func()) *budget {
+	b := &budget{deadline: time.Now().Add(d)}
+	b.timer = time.AfterFunc(d, func() {
+		b.out.Store(true)
+		expire()
+	})
+	return b
+}
+
+// pause stops the clock. It reports false if the budget has run out.
+func (b *budget) pause() bool {
+	if !b.timer.Stop() {
+		return false
+	}
+	b.heldAt = time.Now()
+	return true
+}
+
+// resume restarts the clock paused by pause, the deadline moved on by the
+// time paused.
+func (b *budget) resume() {
+	b.deadline = b.deadline.Add(time.Since(b.heldAt))
+	b.timer.Reset(time.Until(b.deadline))
+}
+
 var (
 	errAttemptsUsed = errors.New("attempts used up")
 	errNoTime       = errors.New("next attempt would pass the max elapsed time")
+	// errElapsed is the cause the delivery's context is cancelled with when
+	// MaxElapsed runs out, so an attempt it cuts says so.
+	errElapsed = errors.New("max elapsed time reached")
+	errNotSent = errors.New("attempt not sent")
 )
 
 // delivery is the state of one Deliver call. go-retryablehttp calls its
 // hooks synchronously from Do, so it needs no locking.
 type delivery struct {
-	c        *Client
-	p        Policy
-	secret   Secret
-	msg      message
-	safeURL  string
-	deadline time.Time
-	log      *zap.Logger
+	c       *Client
+	p       Policy
+	secret  Secret
+	msg     message
+	safeURL string
+	gate    Gate // nil: none
+	budget  *budget
+	log     *zap.Logger
 
 	attempts      int
 	firstFailedAt time.Time
@@ -261,6 +409,49 @@ type delivery struct {
 	retryAfter    time.Duration // Retry-After of the last response, 0 if none
 	wait          time.Duration // the wait before the next attempt
 	permanent     error         // a transport error retrying cannot fix
+	gateErr       error         // what gate.Wait returned, if it refused an attempt
+	refused       bool          // PrepareRetry failed (gate refused or budget ran out)
+	admitted      bool          // gate.Wait let an attempt through that has no Done yet
+}
+
+// admit lets the gate hold the next attempt, with the MaxElapsed clock
+// stopped. ctx is the delivery's context: while the clock is stopped
+// only the caller's ctx can end it.
+func (d *delivery) admit(ctx context.Context) error {
+	if d.gate == nil {
+		return nil
+	}
+	if !d.budget.pause() {
+		return errElapsed
+	}
+	err := ctx.Err()
+	if err == nil {
+		err = d.gate.Wait(ctx)
+	}
+	d.budget.resume()
+	if err != nil {
+		d.gateErr = err
+		return err
+	}
+	d.admitted = true
+	return nil
+}
+
+// release reports an attempt's outcome to the gate, once per admit.
+func (d *delivery) release(resp *http.Response, err error) {
+	if d.gate == nil || !d.admitted {
+		return
+	}
+	d.admitted = false
+	var status int
+	var retryAfter time.Duration
+	if resp != nil {
+		status = resp.StatusCode
+		if !success(status) {
+			retryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		}
+	}
+	d.gate.Done(status, retryAfter, d.redact(err))
 }
 
 func (d *delivery) sign(h http.Header) {
@@ -272,6 +463,7 @@ func (d *delivery) sign(h http.Header) {
 // checkRetry is go-retryablehttp's CheckRetry: it classifies an attempt,
 // records it, and decides the wait before the next one.
 func (d *delivery) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	d.release(resp, err)
 	now := time.Now()
 	var asked time.Duration
 	var hasAsked bool
@@ -309,7 +501,7 @@ func (d *delivery) checkRetry(ctx context.Context, resp *http.Response, err erro
 	if hasAsked {
 		wait = asked
 	}
-	if now.Add(wait).After(d.deadline) {
+	if now.Add(wait).After(d.budget.deadline) {
 		d.wait = wait
 		return false, errNoTime
 	}
@@ -371,6 +563,9 @@ func (d *delivery) outcome(ctx, dctx context.Context, resp *http.Response, err e
 	if cerr := ctx.Err(); cerr != nil {
 		return fmt.Errorf("webhook %s: delivery interrupted after %d attempt(s): %w", d.msg.id, d.attempts, cerr)
 	}
+	if d.gateErr != nil && !d.budget.out.Load() {
+		return fmt.Errorf("webhook %s: gate refused attempt %d: %w", d.msg.id, d.attempts+1, d.gateErr)
+	}
 	if d.permanent != nil {
 		return &retry.Error{
 			Class: retry.Permanent, HTTPStatus: d.lastStatus,
@@ -382,7 +577,7 @@ func (d *delivery) outcome(ctx, dctx context.Context, resp *http.Response, err e
 	switch {
 	case errors.Is(err, errNoTime):
 		why = fmt.Sprintf("next attempt (in %s) would pass the max elapsed time %s", d.wait, d.p.MaxElapsed)
-	case dctx.Err() != nil:
+	case dctx.Err() != nil || d.budget.out.Load():
 		why = fmt.Sprintf("max elapsed time %s reached", d.p.MaxElapsed)
 	default:
 		why = fmt.Sprintf("all %d attempt(s) failed", d.p.MaxAttempts)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -81,6 +82,72 @@ func newMessage(entityType string, snapshot []byte) (message, error) {
 	b.Write(snapshot)
 	b.WriteString(`}`)
 	return message{id: messageID(entityType, *s.ID, version), body: b.Bytes()}, nil
+}
+
+// BatchInputError names the snapshot of a DeliverBatch call that cannot be
+// turned into an event. It comes wrapped in a *retry.Error of Class
+// InvalidInput; no request was made, so the caller can dead-letter that
+// one record and send the others again.
+type BatchInputError struct {
+	Index int // into the snapshots given
+	Err   error
+}
+
+func (e *BatchInputError) Error() string {
+	return fmt.Sprintf("webhook: snapshot [%d] of the batch: %s", e.Index, strings.TrimPrefix(e.Err.Error(), "webhook: "))
+}
+
+func (e *BatchInputError) Unwrap() error { return e.Err }
+
+// newBatchMessage builds the body for snapshots (at least one). One
+// snapshot gives exactly newMessage's message; more give
+//
+//	{"type":"batch","data":[<event>,…]}
+//
+// each <event> being newMessage's body for that snapshot, in order, with
+// the webhook-id batchID of their ids. A snapshot newMessage rejects is
+// reported as a *BatchInputError; a bad entityType, which spoils every
+// snapshot alike, as a plain error.
+func newBatchMessage(entityType string, snapshots [][]byte) (message, error) {
+	if !validType(entityType) {
+		return message{}, fmt.Errorf("webhook: entity type %q is not [a-z][a-z0-9_]*", entityType)
+	}
+	if len(snapshots) == 1 {
+		m, err := newMessage(entityType, snapshots[0])
+		if err != nil {
+			return message{}, &BatchInputError{Index: 0, Err: err}
+		}
+		return m, nil
+	}
+	ids := make([]string, len(snapshots))
+	var b bytes.Buffer
+	b.WriteString(`{"type":"batch","data":[`)
+	for i, snap := range snapshots {
+		m, err := newMessage(entityType, snap)
+		if err != nil {
+			return message{}, &BatchInputError{Index: i, Err: err}
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(m.body)
+		ids[i] = m.id
+	}
+	b.WriteString(`]}`)
+	return message{id: batchID(ids), body: b.Bytes()}, nil
+}
+
+// batchID is "msg_batch_" + the first 32 hex digits of the SHA-256 of the
+// members' distinct webhook-ids, sorted and newline-separated: the same
+// set of (entity, version) pairs gets the same id whatever the order, so
+// a receiver can deduplicate a resent batch. It never equals a single
+// event's id, which ends in "_v<version>".
+func batchID(memberIDs []string) string {
+	ids := slices.Clone(memberIDs)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	sum := sha256.Sum256([]byte(strings.Join(ids, "\n")))
+	return "msg_batch_" + hex.EncodeToString(sum[:16])
 }
 
 // messageID is "msg_<type>_<escaped id>_v<version>". The escaped id keeps
