@@ -27,6 +27,8 @@ type Config struct {
 	HTTP HTTP `yaml:"http"`
 	// Enrichment configures the enrichment stages.
 	Enrichment Enrichment `yaml:"enrichment"`
+	// Dispatch tunes the connector stage; it applies to every connector.
+	Dispatch Dispatch `yaml:"dispatch"`
 	// Customers lists the tenants and their connectors; default none.
 	Customers []Customer `yaml:"customers"`
 
@@ -72,6 +74,36 @@ type Enrichment struct {
 	GeoIPDB string `yaml:"geoip_db"`
 }
 
+// Dispatch tunes the connector stage, which reads records from every partition and sends
+// them to the connectors. Its limits apply per partition.
+type Dispatch struct {
+	// MaxInFlight bounds the messages of one partition out at once; default 1000,
+	// 1..100000.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// MaxInFlightPerCustomer bounds those of one customer among them, so that one slow
+	// customer cannot take them all; default 250, or MaxInFlight when that is smaller;
+	// 1..MaxInFlight.
+	MaxInFlightPerCustomer int `yaml:"max_in_flight_per_customer"`
+	// MaxPending bounds the records of one partition read but still waiting to be sent;
+	// default 100000, at least MaxInFlight.
+	MaxPending int `yaml:"max_pending"`
+	// Linger is how long a batch waits to fill before it is sent; default 20ms, 0..10s,
+	// where 0 sends at once.
+	Linger Duration `yaml:"linger"`
+	// Coalesce lets a newer snapshot of an entity replace an older one still waiting to
+	// be sent; default true. Read it with CoalesceEnabled.
+	Coalesce *bool `yaml:"coalesce"`
+}
+
+// CoalesceEnabled reports whether Coalesce is on; unset means the default, on.
+func (d Dispatch) CoalesceEnabled() bool { return d.Coalesce == nil || *d.Coalesce }
+
+// String prints Coalesce as a value rather than as a pointer.
+func (d Dispatch) String() string {
+	return fmt.Sprintf("{MaxInFlight:%d MaxInFlightPerCustomer:%d MaxPending:%d Linger:%s Coalesce:%t}",
+		d.MaxInFlight, d.MaxInFlightPerCustomer, d.MaxPending, d.Linger, d.CoalesceEnabled())
+}
+
 // Customer is one tenant of the hub.
 type Customer struct {
 	// ID is required and unique; it equals organization_id in events.
@@ -106,7 +138,36 @@ type Webhook struct {
 	Timeout Duration `yaml:"timeout"`
 	// Retry says how failed deliveries are retried.
 	Retry Retry `yaml:"retry"`
+	// BatchSize is the most records sent in one request; default 1, 1..1000. With 1 each
+	// request carries a single event, the body the webhook contract describes.
+	BatchSize int `yaml:"batch_size"`
+	// RateLimit caps the requests sent to this customer; default nil, unlimited.
+	RateLimit *RateLimit `yaml:"rate_limit"`
+	// MaxConcurrency bounds this customer's requests at once; default 8, 1..1000.
+	MaxConcurrency int `yaml:"max_concurrency"`
+	// Circuit says when the endpoint counts as down: its records are then held,
+	// not dead-lettered, and one probe goes out every OpenFor.
+	Circuit Circuit `yaml:"circuit"`
 }
+
+// Circuit configures a customer's circuit breaker.
+type Circuit struct {
+	// Failures is how many failed attempts in a row open the circuit; default 5, >= 1.
+	Failures int `yaml:"failures"`
+	// OpenFor is how long the circuit stays open before one probe; default 2s, > 0.
+	OpenFor Duration `yaml:"open_for"`
+}
+
+// RateLimit allows Requests requests in every Per, like {requests: 4, per: 1s}.
+type RateLimit struct {
+	// Requests is at least 1; required.
+	Requests int `yaml:"requests"`
+	// Per is positive; required.
+	Per Duration `yaml:"per"`
+}
+
+// String formats r like "4 per 1s".
+func (r RateLimit) String() string { return fmt.Sprintf("%d per %s", r.Requests, r.Per) }
 
 // Retry is an exponential backoff policy.
 type Retry struct {
@@ -133,6 +194,15 @@ const (
 	defaultInitialInterval = Duration(250 * time.Millisecond)
 	defaultMaxInterval     = Duration(15 * time.Second)
 	defaultMaxElapsed      = Duration(10 * time.Minute)
+	defaultBatchSize       = 1
+	defaultMaxConcurrency  = 8
+	defaultCircuitFailures = 5
+	defaultCircuitOpenFor  = Duration(2 * time.Second)
+
+	defaultMaxInFlight            = 1000
+	defaultMaxInFlightPerCustomer = 250
+	defaultMaxPending             = 100000
+	defaultLinger                 = Duration(20 * time.Millisecond)
 )
 
 // Load reads the file at path, decodes it strictly, applies defaults, validates it and
@@ -189,6 +259,12 @@ func parse(data []byte, getenv func(string) (string, bool)) (*Config, []Problem)
 			}
 		}
 	}
+	for _, p := range idx.floatProblems() {
+		if !coveredBy(p.Path, bad) {
+			problems = append(problems, p)
+			bad = append(bad, p.Path)
+		}
+	}
 	cfg.applyDefaults()
 
 	// A value that failed to decode is left zero, and checking it again would only
@@ -217,6 +293,7 @@ func (c *Config) applyDefaults() {
 	if !has("http.listen") {
 		c.HTTP.Listen = defaultHTTPListen
 	}
+	c.Dispatch.applyDefaults(has)
 	for i := range c.Customers {
 		w := c.Customers[i].Connectors.Webhook
 		if w == nil {
@@ -241,6 +318,42 @@ func (c *Config) applyDefaults() {
 		if !has(p + "retry.max_elapsed") {
 			w.Retry.MaxElapsed = defaultMaxElapsed
 		}
+		if !has(p + "batch_size") {
+			w.BatchSize = defaultBatchSize
+		}
+		if !has(p + "max_concurrency") {
+			w.MaxConcurrency = defaultMaxConcurrency
+		}
+		if !has(p + "circuit.failures") {
+			w.Circuit.Failures = defaultCircuitFailures
+		}
+		if !has(p + "circuit.open_for") {
+			w.Circuit.OpenFor = defaultCircuitOpenFor
+		}
+	}
+}
+
+func (d *Dispatch) applyDefaults(has func(string) bool) {
+	if !has("dispatch.max_in_flight") {
+		d.MaxInFlight = defaultMaxInFlight
+	}
+	if !has("dispatch.max_in_flight_per_customer") {
+		// A smaller max_in_flight lowers the default rather than making the key, which
+		// is not in the file, invalid.
+		d.MaxInFlightPerCustomer = defaultMaxInFlightPerCustomer
+		if d.MaxInFlight >= 1 && d.MaxInFlight < d.MaxInFlightPerCustomer {
+			d.MaxInFlightPerCustomer = d.MaxInFlight
+		}
+	}
+	if !has("dispatch.max_pending") {
+		d.MaxPending = defaultMaxPending
+	}
+	if !has("dispatch.linger") {
+		d.Linger = defaultLinger
+	}
+	if !has("dispatch.coalesce") {
+		on := true
+		d.Coalesce = &on
 	}
 }
 

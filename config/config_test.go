@@ -144,6 +144,12 @@ func TestLoadExample(t *testing.T) {
 		if !slices.Equal(hook.Entities, []string{"user"}) {
 			t.Errorf("customers[%d] entities = %q, want [user]", i, hook.Entities)
 		}
+		if hook.BatchSize != 1 || hook.MaxConcurrency != 8 || hook.RateLimit != nil {
+			t.Errorf("customers[%d] webhook = %v, want batch_size 1, max_concurrency 8, no rate_limit", i, hook)
+		}
+	}
+	if want := defaultDispatch(); !reflect.DeepEqual(cfg.Dispatch, want) {
+		t.Errorf("Dispatch = %v, want %v", cfg.Dispatch, want)
 	}
 	if got := cfg.Customers[0].Connectors.Webhook.SigningKey(); !bytes.Equal(got, bytes.Repeat([]byte{'a'}, 24)) {
 		t.Errorf("SigningKey() = %x, want 24 bytes of 'a'", got)
@@ -205,6 +211,21 @@ func defaultWebhook() config.Webhook {
 			MaxInterval:     config.Duration(15 * time.Second),
 			MaxElapsed:      config.Duration(10 * time.Minute),
 		},
+		BatchSize:      1,
+		MaxConcurrency: 8,
+		Circuit:        config.Circuit{Failures: 5, OpenFor: config.Duration(2 * time.Second)},
+	}
+}
+
+func boolPtr(b bool) *bool { return &b }
+
+func defaultDispatch() config.Dispatch {
+	return config.Dispatch{
+		MaxInFlight:            1000,
+		MaxInFlightPerCustomer: 250,
+		MaxPending:             100000,
+		Linger:                 config.Duration(20 * time.Millisecond),
+		Coalesce:               boolPtr(true),
 	}
 }
 
@@ -242,6 +263,9 @@ func TestDefaults(t *testing.T) {
 			if cfg.HTTP != wantHTTP || cfg.Enrichment != (config.Enrichment{}) {
 				t.Errorf("HTTP = %v, Enrichment = %v, want %v and none", cfg.HTTP, cfg.Enrichment, wantHTTP)
 			}
+			if want := defaultDispatch(); !reflect.DeepEqual(cfg.Dispatch, want) || !cfg.Dispatch.CoalesceEnabled() {
+				t.Errorf("Dispatch = %v, want %v", cfg.Dispatch, want)
+			}
 			if len(cfg.Customers) != len(tt.hooks) {
 				t.Fatalf("%d customers, want %d", len(cfg.Customers), len(tt.hooks))
 			}
@@ -278,6 +302,18 @@ func TestExplicitValuesOverrideDefaults(t *testing.T) {
 	if cfg.HTTP.Listen != ":0" || cfg.Enrichment.GeoIPDB != "/usr/share/GeoIP/GeoLite2-City.mmdb" {
 		t.Errorf("HTTP = %v, Enrichment = %v", cfg.HTTP, cfg.Enrichment)
 	}
+	// The upper bounds are allowed, and so are linger 0s and coalesce false, which are
+	// zero values and must not be mistaken for absent keys.
+	wantDispatch := config.Dispatch{
+		MaxInFlight:            100000,
+		MaxInFlightPerCustomer: 100000,
+		MaxPending:             100000,
+		Linger:                 0,
+		Coalesce:               boolPtr(false),
+	}
+	if !reflect.DeepEqual(cfg.Dispatch, wantDispatch) || cfg.Dispatch.CoalesceEnabled() {
+		t.Errorf("Dispatch = %v, want %v", cfg.Dispatch, wantDispatch)
+	}
 	wantHook := config.Webhook{
 		URL:      "https://hooks.example.com/o",
 		Entities: []string{"campaign", "user"},
@@ -288,6 +324,10 @@ func TestExplicitValuesOverrideDefaults(t *testing.T) {
 			MaxInterval:     config.Duration(time.Second),
 			MaxElapsed:      config.Duration(30 * time.Second),
 		},
+		BatchSize:      1000,
+		RateLimit:      &config.RateLimit{Requests: 4, Per: config.Duration(time.Second)},
+		MaxConcurrency: 1,
+		Circuit:        config.Circuit{Failures: 1, OpenFor: config.Duration(10 * time.Millisecond)},
 	}
 	if len(cfg.Customers) != 2 {
 		t.Fatalf("%d customers, want 2", len(cfg.Customers))
@@ -340,6 +380,10 @@ func TestProblems(t *testing.T) {
 		{"partitions_type.yaml", []config.Problem{
 			{Path: "kafka.partitions", Line: 2, Msg: `want an integer, got "many"`},
 		}},
+		// The decoder would truncate a float into an integer key without a word.
+		{"partitions_float.yaml", []config.Problem{
+			{Path: "kafka.partitions", Line: 2, Msg: `want an integer, got "8.5"`},
+		}},
 		{"duplicate_id.yaml", []config.Problem{
 			{Path: "customers[2].id", Line: 5, Msg: `duplicate id "org_acme", already used by customers[0] at line 2`},
 			{Path: "customers[3].id", Line: 7, Msg: "is required"},
@@ -386,6 +430,48 @@ func TestProblems(t *testing.T) {
 			{Path: "customers[1].connectors.webhook.retry.max_interval", Line: 27, Msg: "must be at least initial_interval (2s), got 1s"},
 			{Path: "customers[2].id", Line: 28, Msg: `must not start or end with spaces, got " org_spaces "`},
 			{Path: "customers[2].connectors.webhook.url", Line: 31, Msg: "must not contain user info; credentials belong in environment variables"},
+		}},
+		// Coalesce false on line 6 is fine.
+		{"dispatch_bad.yaml", []config.Problem{
+			{Path: "dispatch.max_in_flight_per_customer", Line: 3, Msg: "must be between 1 and max_in_flight (100), got 101"},
+			{Path: "dispatch.max_pending", Line: 4, Msg: "must be at least max_in_flight (100), got 99"},
+			{Path: "dispatch.linger", Line: 5, Msg: "must be between 0s and 10s, got 11s"},
+		}},
+		// An invalid max_in_flight is not used as the bound of the others.
+		{"dispatch_range.yaml", []config.Problem{
+			{Path: "dispatch.max_in_flight", Line: 2, Msg: "must be between 1 and 100000, got 100001"},
+			{Path: "dispatch.max_in_flight_per_customer", Line: 2, Msg: "must be at least 1, got 0"},
+			{Path: "dispatch.max_pending", Line: 2, Msg: "must be at least 1, got 0"},
+			{Path: "dispatch.linger", Line: 2, Msg: "must be between 0s and 10s, got -1ms"},
+		}},
+		{"dispatch_types.yaml", []config.Problem{
+			{Path: "dispatch.max_in_flight", Line: 2, Msg: `want an integer, got "lots"`},
+			{Path: "dispatch.coalesce", Line: 3, Msg: `want true or false, got "maybe"`},
+			{Path: "dispatch.linger", Line: 4, Msg: wantDuration("soon")},
+			{Path: "dispatch.max_pending", Line: 5, Msg: "want an integer, got a list"},
+		}},
+		// Keys missing from a rate_limit get the line of rate_limit.
+		{"rate_limit_bad.yaml", []config.Problem{
+			{Path: acmePath + ".batch_size", Line: 8, Msg: "must be between 1 and 1000, got 0"},
+			{Path: acmePath + ".max_concurrency", Line: 9, Msg: "must be between 1 and 1000, got 1001"},
+			{Path: acmePath + ".rate_limit.requests", Line: 10, Msg: "must be at least 1, got 0"},
+			{Path: acmePath + ".rate_limit.per", Line: 10, Msg: positive},
+			{Path: "customers[1].connectors.webhook.batch_size", Line: 15, Msg: "must be between 1 and 1000, got 5000"},
+			{Path: "customers[1].connectors.webhook.max_concurrency", Line: 16, Msg: "must be between 1 and 1000, got 0"},
+			{Path: "customers[1].connectors.webhook.rate_limit.per", Line: 17, Msg: "is required when rate_limit is given"},
+			{Path: "customers[2].connectors.webhook.rate_limit.requests", Line: 22, Msg: "is required when rate_limit is given"},
+			{Path: "customers[2].connectors.webhook.rate_limit.per", Line: 22, Msg: "is required when rate_limit is given"},
+			{Path: "customers[3].connectors.webhook.rate_limit.requests", Line: 26, Msg: "must be at least 1, got -3"},
+			{Path: "customers[3].connectors.webhook.rate_limit.per", Line: 26, Msg: "must be positive, got -1s"},
+		}},
+		// In flow style several values share a line; each problem still names its key.
+		{"webhook_types.yaml", []config.Problem{
+			{Path: acmePath + ".batch_size", Line: 5, Msg: `want an integer, got "big"`},
+			{Path: acmePath + ".rate_limit", Line: 6, Msg: `want a mapping, got "4"`},
+			{Path: "customers[1].connectors.webhook.max_concurrency", Line: 10, Msg: `want an integer, got "2.5"`},
+			{Path: "customers[1].connectors.webhook.rate_limit.requests", Line: 11, Msg: `want an integer, got "many"`},
+			{Path: "customers[2].connectors.webhook.rate_limit.per", Line: 15, Msg: wantDuration("60")},
+			{Path: "customers[2].connectors.webhook.rate_limit.burst", Line: 15, Msg: `unknown key "burst"`},
 		}},
 	}
 	for _, tt := range tests {
@@ -536,6 +622,9 @@ func TestValidateAfterChange(t *testing.T) {
 		{Path: "kafka.embedded.listen", Msg: `must be host:port with a numeric port, got ""`},
 		{Path: "kafka.embedded.data_dir", Msg: "must not be empty"},
 		{Path: "http.listen", Msg: `must be host:port with a numeric port, got ""`},
+		{Path: "dispatch.max_in_flight", Msg: "must be between 1 and 100000, got 0"},
+		{Path: "dispatch.max_in_flight_per_customer", Msg: "must be at least 1, got 0"},
+		{Path: "dispatch.max_pending", Msg: "must be at least 1, got 0"},
 	})
 }
 
@@ -556,5 +645,89 @@ func TestParseMatchesLoad(t *testing.T) {
 	var cerr *config.Error
 	if !errors.As(err, &cerr) || cerr.File != "" || err.Error() != `line 3: customer: unknown key "customer"` {
 		t.Errorf("Parse error = %v, want a *config.Error without File naming the unknown key", err)
+	}
+}
+
+// TestDispatchDefaults checks that each default applies only to its own absent key, and
+// that a zero value written out (coalesce: false, linger: 0s) is kept.
+func TestDispatchDefaults(t *testing.T) {
+	ms := func(n int) config.Duration { return config.Duration(time.Duration(n) * time.Millisecond) }
+	tests := []struct {
+		name, yaml string
+		want       config.Dispatch
+		coalesce   bool
+	}{
+		{"absent", "", defaultDispatch(), true},
+		{"null", "dispatch:\n", defaultDispatch(), true},
+		{"empty", "dispatch: {}\n", defaultDispatch(), true},
+		{"coalesce true", "dispatch: {coalesce: true}\n", defaultDispatch(), true},
+		{"coalesce false", "dispatch:\n  coalesce: false\n",
+			config.Dispatch{MaxInFlight: 1000, MaxInFlightPerCustomer: 250, MaxPending: 100000, Linger: ms(20), Coalesce: boolPtr(false)}, false},
+		{"coalesce null", "dispatch:\n  coalesce: ~\n", defaultDispatch(), true},
+		{"linger 0s", "dispatch: {linger: 0s}\n",
+			config.Dispatch{MaxInFlight: 1000, MaxInFlightPerCustomer: 250, MaxPending: 100000, Linger: 0, Coalesce: boolPtr(true)}, true},
+		// The per-customer default never exceeds a smaller max_in_flight.
+		{"small max_in_flight", "dispatch: {max_in_flight: 100}\n",
+			config.Dispatch{MaxInFlight: 100, MaxInFlightPerCustomer: 100, MaxPending: 100000, Linger: ms(20), Coalesce: boolPtr(true)}, true},
+		{"large max_in_flight", "dispatch: {max_in_flight: 5000, max_pending: 5000}\n",
+			config.Dispatch{MaxInFlight: 5000, MaxInFlightPerCustomer: 250, MaxPending: 5000, Linger: ms(20), Coalesce: boolPtr(true)}, true},
+		{"all set", "dispatch: {max_in_flight: 10, max_in_flight_per_customer: 1, max_pending: 10, linger: 10s, coalesce: true}\n",
+			config.Dispatch{MaxInFlight: 10, MaxInFlightPerCustomer: 1, MaxPending: 10, Linger: config.Duration(10 * time.Second), Coalesce: boolPtr(true)}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := config.Parse([]byte(tt.yaml), env(nil))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if !reflect.DeepEqual(cfg.Dispatch, tt.want) {
+				t.Errorf("Dispatch = %v, want %v", cfg.Dispatch, tt.want)
+			}
+			if got := cfg.Dispatch.CoalesceEnabled(); got != tt.coalesce {
+				t.Errorf("CoalesceEnabled() = %v, want %v", got, tt.coalesce)
+			}
+		})
+	}
+	// Built in code, an unset Coalesce means the default.
+	if !(config.Dispatch{}).CoalesceEnabled() || (config.Dispatch{Coalesce: boolPtr(false)}).CoalesceEnabled() {
+		t.Error("CoalesceEnabled() must be true for nil and false for an explicit false")
+	}
+}
+
+// TestWebhookTuning checks the per-customer keys in both YAML styles and their defaults.
+func TestWebhookTuning(t *testing.T) {
+	const head = "customers:\n  - id: org_t\n    connectors:\n      webhook:\n"
+	perSecond := func(n int) *config.RateLimit {
+		return &config.RateLimit{Requests: n, Per: config.Duration(time.Second)}
+	}
+	tests := []struct {
+		name, yaml  string
+		batch, conc int
+		rate        *config.RateLimit
+	}{
+		{"defaults", "        url: https://hooks.example.com/t\n", 1, 8, nil},
+		{"rate_limit null", "        rate_limit:\n", 1, 8, nil},
+		{"flow rate_limit", "        rate_limit: {requests: 4, per: 1s}\n", 1, 8, perSecond(4)},
+		{"block rate_limit", "        rate_limit:\n          per: 1m\n          requests: 600\n", 1, 8,
+			&config.RateLimit{Requests: 600, Per: config.Duration(time.Minute)}},
+		{"bounds", "        batch_size: 1000\n        max_concurrency: 1000\n        rate_limit: {requests: 1, per: 1ns}\n", 1000, 1000,
+			&config.RateLimit{Requests: 1, Per: 1}},
+		{"flow webhook", "        {batch_size: 50, max_concurrency: 2, rate_limit: {requests: 10, per: 1s}}\n", 50, 2, perSecond(10)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			yaml := head + tt.yaml
+			if strings.HasPrefix(tt.yaml, "        {") {
+				yaml = strings.TrimSuffix(head, "\n") + " " + strings.TrimSpace(tt.yaml) + "\n"
+			}
+			cfg, err := config.Parse([]byte(yaml), env(nil))
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", yaml, err)
+			}
+			w := cfg.Customers[0].Connectors.Webhook
+			if w.BatchSize != tt.batch || w.MaxConcurrency != tt.conc || !reflect.DeepEqual(w.RateLimit, tt.rate) {
+				t.Errorf("webhook = %v, want batch_size %d, max_concurrency %d, rate_limit %v", w, tt.batch, tt.conc, tt.rate)
+			}
+		})
 	}
 }

@@ -259,6 +259,25 @@ func (x *lineIndex) typeProblem(s string) (p Problem, bad bool) {
 	return Problem{Line: line, Msg: msg}, false
 }
 
+// floatProblems reports a float given for an integer key, like max_concurrency: 2.5,
+// which the decoder would otherwise truncate without a word.
+func (x *lineIndex) floatProblems() []Problem {
+	var problems []Problem
+	for _, e := range x.entries {
+		v := e.value
+		if v.Kind == yaml.AliasNode && v.Alias != nil {
+			v = v.Alias
+		}
+		if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!float" {
+			continue
+		}
+		if t := goTypeAt(e.path); t != nil && reflect.Int <= t.Kind() && t.Kind() <= reflect.Uint64 {
+			problems = append(problems, Problem{Path: e.path, Line: e.line, Msg: fmt.Sprintf("want an integer, got %q", v.Value)})
+		}
+	}
+	return problems
+}
+
 // keyAt finds the path of the mapping key named key on line.
 func (x *lineIndex) keyAt(line int, key string) string {
 	for _, e := range x.entries {

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Entity kinds a connector can subscribe to.
@@ -17,6 +18,11 @@ const (
 const (
 	minPartitions = 1
 	maxPartitions = 1024
+
+	maxInFlight    = 100000
+	maxLinger      = Duration(10 * time.Second)
+	maxBatchSize   = 1000
+	maxConcurrency = 1000
 )
 
 // Validate checks the meaning of a config whose defaults are already applied, and returns
@@ -29,6 +35,7 @@ func (c *Config) Validate() []Problem {
 	if c.HTTP.AdminTokenEnv != "" {
 		v.envName("http.admin_token_env", c.HTTP.AdminTokenEnv)
 	}
+	v.dispatch(&c.Dispatch)
 	seen := make(map[string]int) // customer id → index of its first use
 	for i := range c.Customers {
 		v.customer(i, &c.Customers[i], seen)
@@ -56,6 +63,30 @@ func (v *validator) kafka(k *Kafka) {
 	v.listen("kafka.embedded.listen", k.Embedded.Listen, 0)
 	if strings.TrimSpace(k.Embedded.DataDir) == "" {
 		v.add("kafka.embedded.data_dir", "must not be empty")
+	}
+}
+
+// dispatch compares the other limits with max_in_flight only when max_in_flight is
+// itself valid, so that one mistake is not reported three times.
+func (v *validator) dispatch(d *Dispatch) {
+	okInFlight := d.MaxInFlight >= 1 && d.MaxInFlight <= maxInFlight
+	if !okInFlight {
+		v.add("dispatch.max_in_flight", "must be between 1 and %d, got %d", maxInFlight, d.MaxInFlight)
+	}
+	switch n := d.MaxInFlightPerCustomer; {
+	case okInFlight && (n < 1 || n > d.MaxInFlight):
+		v.add("dispatch.max_in_flight_per_customer", "must be between 1 and max_in_flight (%d), got %d", d.MaxInFlight, n)
+	case n < 1:
+		v.add("dispatch.max_in_flight_per_customer", "must be at least 1, got %d", n)
+	}
+	switch n := d.MaxPending; {
+	case okInFlight && n < d.MaxInFlight:
+		v.add("dispatch.max_pending", "must be at least max_in_flight (%d), got %d", d.MaxInFlight, n)
+	case n < 1:
+		v.add("dispatch.max_pending", "must be at least 1, got %d", n)
+	}
+	if d.Linger < 0 || d.Linger > maxLinger {
+		v.add("dispatch.linger", "must be between 0s and %s, got %s", maxLinger, d.Linger)
 	}
 }
 
@@ -144,6 +175,39 @@ func (v *validator) webhook(p string, w *Webhook) {
 	}
 	if r.MaxElapsed <= 0 {
 		v.add(p+".retry.max_elapsed", "must be positive, got %s", r.MaxElapsed)
+	}
+
+	if w.BatchSize < 1 || w.BatchSize > maxBatchSize {
+		v.add(p+".batch_size", "must be between 1 and %d, got %d", maxBatchSize, w.BatchSize)
+	}
+	if rl := w.RateLimit; rl != nil {
+		v.rateLimit(p+".rate_limit", rl)
+	}
+	if w.MaxConcurrency < 1 || w.MaxConcurrency > maxConcurrency {
+		v.add(p+".max_concurrency", "must be between 1 and %d, got %d", maxConcurrency, w.MaxConcurrency)
+	}
+	if w.Circuit.Failures < 1 {
+		v.add(p+".circuit.failures", "must be at least 1, got %d", w.Circuit.Failures)
+	}
+	if w.Circuit.OpenFor <= 0 {
+		v.add(p+".circuit.open_for", "must be positive, got %s", w.Circuit.OpenFor)
+	}
+}
+
+// rateLimit tells a key left out, which has no default, from one given a bad value.
+func (v *validator) rateLimit(p string, r *RateLimit) {
+	const required = "is required when rate_limit is given"
+	switch {
+	case r.Requests == 0 && !v.lines.present(p+".requests"):
+		v.add(p+".requests", required)
+	case r.Requests < 1:
+		v.add(p+".requests", "must be at least 1, got %d", r.Requests)
+	}
+	switch {
+	case r.Per == 0 && !v.lines.present(p+".per"):
+		v.add(p+".per", required)
+	case r.Per <= 0:
+		v.add(p+".per", "must be positive, got %s", r.Per)
 	}
 }
 

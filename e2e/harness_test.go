@@ -101,7 +101,8 @@ func newHub(t *testing.T, receiverURL string, customers []string) *hub {
 		h.brokerAddr, filepath.Join(h.dir, "kafka"), h.httpAddr)
 	for _, c := range customers {
 		fmt.Fprintf(&b, "  - id: %s\n    connectors:\n      webhook:\n        enabled: true\n        url: %s/hooks/%s\n        secret_env: WEBHOOK_SECRET\n"+
-			"        retry: {max_attempts: 2000, initial_interval: 5ms, max_interval: 100ms, max_elapsed: 5m}\n", c, receiverURL, c)
+			"        retry: {max_attempts: 2000, initial_interval: 5ms, max_interval: 20ms, max_elapsed: 5m}\n"+
+			"        circuit: {failures: 5, open_for: 20ms}\n", c, receiverURL, c)
 	}
 	h.config = filepath.Join(h.dir, "synchub.yaml")
 	if err := os.WriteFile(h.config, []byte(b.String()), 0o600); err != nil {

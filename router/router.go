@@ -29,6 +29,10 @@ const (
 	groupConnector = "synchub.connector."
 )
 
+// aggregateInFlight is how many events of one partition the aggregator
+// folds at once (different entities only).
+const aggregateInFlight = 256
+
 // Deps is what the hub needs from its composition root.
 type Deps struct {
 	Config   *config.Config
@@ -47,9 +51,10 @@ type Hub struct {
 	Router     *message.Router
 	Aggregator *aggregate.Handler
 
-	client sarama.Client
-	pub    message.Publisher
-	subs   []message.Subscriber
+	client  sarama.Client
+	pub     message.Publisher
+	subs    []message.Subscriber
+	closers []func()
 }
 
 // Topics are the topics the hub creates at start.
@@ -111,6 +116,9 @@ func (h *Hub) addAggregate(d Deps, wlog watermill.LoggerAdapter) error {
 	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
 		Brokers: d.Brokers, Group: GroupAggregate, ClientID: "synchub-aggregate",
 		NackResendSleep: d.NackResendSleep,
+		// Entities fold independently, so events of different users run
+		// at once; the producer batches their snapshots.
+		MaxInFlight: aggregateInFlight,
 		OnAssign:        agg.Assign, OnRevoke: agg.Revoke,
 	}, wlog)
 	if err != nil {
@@ -132,7 +140,7 @@ func (h *Hub) addWebhook(d Deps, wlog watermill.LoggerAdapter) error {
 		if err != nil {
 			return fmt.Errorf("customer %s webhook secret (%s): %w", c.ID, w.SecretEnv, err)
 		}
-		routes[c.ID] = dispatch.WebhookRoute{
+		route := dispatch.WebhookRoute{
 			Endpoint: webhook.Endpoint{URL: w.URL, Secret: secret},
 			Policy: webhook.Policy{
 				MaxAttempts:     w.Retry.MaxAttempts,
@@ -141,16 +149,30 @@ func (h *Hub) addWebhook(d Deps, wlog watermill.LoggerAdapter) error {
 				MaxElapsed:      w.Retry.MaxElapsed.D(),
 				RequestTimeout:  w.Timeout.D(),
 			},
-			Entities: w.Entities,
+			Entities:       w.Entities,
+			BatchSize:      w.BatchSize,
+			MaxConcurrency: w.MaxConcurrency,
+			Circuit:        dispatch.Circuit{Failures: w.Circuit.Failures, OpenFor: w.Circuit.OpenFor.D()},
 		}
+		if rl := w.RateLimit; rl != nil {
+			route.RateLimit = &dispatch.RateLimit{Requests: rl.Requests, Per: rl.Per.D()}
+		}
+		routes[c.ID] = route
 	}
-	stage, err := dispatch.NewWebhook(webhook.NewClient(d.Logger.Named("webhook")), routes, d.Registry)
+	dc := d.Config.Dispatch
+	stage, err := dispatch.NewWebhook(webhook.NewClient(d.Logger.Named("webhook")), routes, dc.Linger.D(), d.Registry)
 	if err != nil {
 		return err
 	}
+	h.closers = append(h.closers, stage.Close)
 	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
 		Brokers: d.Brokers, Group: groupConnector + dispatch.ConnectorWebhook, ClientID: "synchub-webhook",
-		NackResendSleep: d.NackResendSleep,
+		NackResendSleep:    d.NackResendSleep,
+		MaxInFlight:        dc.MaxInFlight,
+		MaxInFlightPerLane: dc.MaxInFlightPerCustomer,
+		MaxPending:         dc.MaxPending,
+		LaneHeader:         kafka.HeaderOrganizationID,
+		Coalesce:           dc.CoalesceEnabled(),
 	}, wlog)
 	if err != nil {
 		return err
@@ -193,6 +215,9 @@ func (h *Hub) Close() error {
 	var errs []error
 	if h.Router != nil {
 		errs = append(errs, h.Router.Close())
+	}
+	for _, c := range h.closers {
+		c()
 	}
 	for _, s := range h.subs {
 		errs = append(errs, s.Close())

@@ -432,7 +432,11 @@ func TestGateWaitInterrupted(t *testing.T) {
 			go func() {
 				done <- NewClient(nil).DeliverBatch(ctx, endpoint(t, rc), fast, g, "user", [][]byte{snapshot("u_1", 2), snapshot("u_2", 2)})
 			}()
-			<-held
+			select {
+			case <-held:
+			case err := <-done:
+				t.Fatalf("delivery ended without Wait %d: %v", tc.holdAt, err)
+			}
 			if tc.cancelErr == context.Canceled {
 				cancel()
 			}

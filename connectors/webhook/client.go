@@ -330,7 +330,7 @@ func (c *Client) deliver(ctx context.Context, rawURL, safeURL string, secret Sec
 		},
 		PrepareRetry: func(r *http.Request) error {
 			// Runs after the backoff wait, before each retry.
-			if err := error(nil); err != nil {
+			if err := d.admit(r.Context()); err != nil {
 				d.refused = true
 				return err
 			}

@@ -46,8 +46,23 @@ type Handler struct {
 	maxSize int
 
 	mu    sync.Mutex
-	parts map[int32]map[string]*User
+	parts map[int32]*partition
 }
+
+// partition is the state of one owned partition. Messages of different
+// entities of a partition are handled concurrently (the subscriber keeps
+// one key's messages in order), so the map is locked and an entity being
+// folded is marked busy.
+type partition struct {
+	mu    sync.Mutex
+	users map[string]*User
+	busy  map[string]bool
+}
+
+// errBusy means another message of the same entity is being folded, which
+// happens only when a producer keys events by something other than their
+// entity_id. The message is retried in place.
+var errBusy = errors.New("entity busy: its events are not keyed by entity_id")
 
 // NewHandler returns a user aggregator. Its metrics are registered on reg.
 func NewHandler(pub Publisher, read ChangelogReader, reg prometheus.Registerer, log *zap.Logger) (*Handler, error) {
@@ -61,7 +76,7 @@ func NewHandler(pub Publisher, read ChangelogReader, reg prometheus.Registerer, 
 	return &Handler{
 		pub: pub, read: read, log: log, events: events,
 		topic: kafka.EntityTopic(EntityUser), maxSize: event.DefaultMaxBytes,
-		parts: make(map[int32]map[string]*User),
+		parts: make(map[int32]*partition),
 	}, nil
 }
 
@@ -84,7 +99,7 @@ func (h *Handler) Assign(ctx context.Context, _ string, partitions []int32) erro
 			return fmt.Errorf("restoring users of partition %d: %w", p, err)
 		}
 		h.mu.Lock()
-		h.parts[p] = users
+		h.parts[p] = &partition{users: users, busy: map[string]bool{}}
 		h.mu.Unlock()
 		h.log.Info("restored partition", zap.String("entity", EntityUser), zap.Int32("partition", p), zap.Int("users", len(users)))
 	}
@@ -106,8 +121,10 @@ func (h *Handler) Users() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := 0
-	for _, users := range h.parts {
-		n += len(users)
+	for _, p := range h.parts {
+		p.mu.Lock()
+		n += len(p.users)
+		p.mu.Unlock()
 	}
 	return n
 }
@@ -146,26 +163,57 @@ func (h *Handler) Handle(msg *message.Message) (err error) {
 	}
 
 	h.mu.Lock()
-	users, owned := h.parts[rec.Partition]
+	part, owned := h.parts[rec.Partition]
 	h.mu.Unlock()
 	if !owned {
 		return fmt.Errorf("partition %d is not assigned to this instance", rec.Partition)
 	}
-	prev := users[env.EntityID]
+	prev, err := part.acquire(env.EntityID)
+	if err != nil {
+		return err
+	}
+	var next *User
+	defer func() { part.release(env.EntityID, next) }()
+	next, err = h.apply(msg, rec, prev, env)
+	return err
+}
+
+// apply folds env into prev and publishes the result. It returns the new
+// state, or nil when the state did not change.
+func (h *Handler) apply(msg *message.Message, rec kafka.Record, prev *User, env event.Envelope) (*User, error) {
 	if prev != nil && rec.Offset <= prev.Source.Offset {
 		h.events.WithLabelValues(OutcomeDuplicate).Inc()
-		return nil
+		return nil, nil
 	}
 	next, err := ApplyUser(prev, env, Source{Partition: rec.Partition, Offset: rec.Offset})
 	if err != nil {
-		return h.reject(msg, rec, err.Error())
+		return nil, h.reject(msg, rec, err.Error())
 	}
 	if err := h.publish(next, rec.Partition); err != nil {
-		return err
+		return nil, err
 	}
-	users[env.EntityID] = next
 	h.events.WithLabelValues(OutcomeApplied).Inc()
-	return nil
+	return next, nil
+}
+
+func (p *partition) acquire(id string) (*User, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.busy[id] {
+		return nil, errBusy
+	}
+	p.busy[id] = true
+	return p.users[id], nil
+}
+
+// release ends a fold of id, storing next unless it is nil.
+func (p *partition) release(id string, next *User) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.busy, id)
+	if next != nil {
+		p.users[id] = next
+	}
 }
 
 func (h *Handler) publish(u *User, partition int32) error {

@@ -1,14 +1,17 @@
 // Package dispatch is the connector stage: it takes entity snapshots, finds
-// the customer they belong to and hands them to that customer's connector.
+// the customer they belong to and hands them to that customer's connector,
+// batched, coalesced, rate-limited and circuit-broken per customer.
 package dispatch
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,9 +24,10 @@ import (
 // ConnectorWebhook is the webhook connector's name in topics and headers.
 const ConnectorWebhook = "webhook"
 
-// Deliverer sends one snapshot to one webhook endpoint.
+// Deliverer sends snapshots of one entity type to one webhook endpoint in
+// one request.
 type Deliverer interface {
-	Deliver(ctx context.Context, ep webhook.Endpoint, p webhook.Policy, entityType string, snapshot []byte) error
+	DeliverBatch(ctx context.Context, ep webhook.Endpoint, p webhook.Policy, gate webhook.Gate, entityType string, snapshots [][]byte) error
 }
 
 // WebhookRoute is one customer's webhook.
@@ -32,32 +36,64 @@ type WebhookRoute struct {
 	Policy   webhook.Policy
 	// Entities are the entity types the customer subscribed to.
 	Entities []string
+	// BatchSize is the most records one request carries (1: one each).
+	BatchSize int
+	// RateLimit bounds requests; nil: unlimited.
+	RateLimit *RateLimit
+	// MaxConcurrency bounds requests in flight.
+	MaxConcurrency int
+	// Circuit says when the endpoint counts as down.
+	Circuit Circuit
 }
 
 // Webhook routes snapshots to their customers' webhooks.
 type Webhook struct {
-	client    Deliverer
-	routes    map[string]WebhookRoute
-	delivered *prometheus.CounterVec
+	client Deliverer
+	routes map[string]WebhookRoute
+	linger time.Duration
+	now    func() time.Time
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	records  *prometheus.CounterVec
+	requests *prometheus.CounterVec
+
+	mu    sync.Mutex
+	pairs map[string]*pair
 }
 
 // NewWebhook returns the webhook connector stage for routes, keyed by
-// customer id (the events' organization_id).
-func NewWebhook(client Deliverer, routes map[string]WebhookRoute, reg prometheus.Registerer) (*Webhook, error) {
-	delivered := prometheus.NewCounterVec(prometheus.CounterOpts{
+// customer id (the events' organization_id). A batch waits at most linger
+// to fill up.
+func NewWebhook(client Deliverer, routes map[string]WebhookRoute, linger time.Duration, reg prometheus.Registerer) (*Webhook, error) {
+	records := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "synchub", Subsystem: "connector", Name: "records_total",
 		Help: "Records seen by a connector, by customer and outcome.",
 	}, []string{"connector", "customer", "outcome"})
-	if err := reg.Register(delivered); err != nil {
-		return nil, fmt.Errorf("registering webhook metrics: %w", err)
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "synchub", Subsystem: "connector", Name: "requests_total",
+		Help: "Deliveries (requests, not counting retries) made by a connector, by customer.",
+	}, []string{"connector", "customer"})
+	for _, c := range []prometheus.Collector{records, requests} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering webhook metrics: %w", err)
+		}
 	}
-	return &Webhook{client: client, routes: routes, delivered: delivered}, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Webhook{
+		client: client, routes: routes, linger: linger, now: time.Now, ctx: ctx, cancel: cancel,
+		records: records, requests: requests, pairs: map[string]*pair{},
+	}, nil
 }
+
+// Close abandons deliveries in progress; their records are redelivered by
+// Kafka after a restart.
+func (w *Webhook) Close() { w.cancel() }
 
 // Handle delivers one snapshot. A record of a customer without an enabled
 // webhook for that entity type is acknowledged and skipped. Errors are
 // classified (retry.Error) so the middleware can tell a dead letter from a
-// shutdown.
+// held record or a shutdown.
 func (w *Webhook) Handle(msg *message.Message) error {
 	rec, ok := kafka.RecordFromContext(msg.Context())
 	if !ok {
@@ -65,29 +101,46 @@ func (w *Webhook) Handle(msg *message.Message) error {
 	}
 	entityType := strings.TrimPrefix(rec.Topic, "entity.")
 	org := msg.Metadata.Get(kafka.HeaderOrganizationID)
-	if org == "" {
-		var snap struct {
-			OrganizationID string `json:"organization_id"`
-		}
-		if err := json.Unmarshal(msg.Payload, &snap); err != nil {
-			return &retry.Error{Class: retry.InvalidInput, Err: fmt.Errorf("decoding snapshot: %w", err)}
-		}
-		org = snap.OrganizationID
-		msg.Metadata.Set(kafka.HeaderOrganizationID, org)
-	}
 	route, ok := w.routes[org]
 	if !ok || !slices.Contains(route.Entities, entityType) {
-		w.delivered.WithLabelValues(ConnectorWebhook, org, "skipped").Inc()
+		w.records.WithLabelValues(ConnectorWebhook, org, "skipped").Inc()
 		return nil
 	}
-	if err := w.client.Deliver(msg.Context(), route.Endpoint, route.Policy, entityType, msg.Payload); err != nil {
-		outcome := "failed"
-		if retry.Terminal(err) {
-			outcome = "dead_lettered"
-		}
-		w.delivered.WithLabelValues(ConnectorWebhook, org, outcome).Inc()
-		return fmt.Errorf("webhook of %s: %w", org, err)
+	version, err := strconv.ParseInt(msg.Metadata.Get(kafka.HeaderVersion), 10, 64)
+	if err != nil || len(rec.Key) == 0 {
+		return &retry.Error{Class: retry.InvalidInput, Attempts: 0, Err: fmt.Errorf("entity record without key or %s header", kafka.HeaderVersion)}
 	}
-	w.delivered.WithLabelValues(ConnectorWebhook, org, "delivered").Inc()
-	return nil
+	err = w.pair(org, entityType, route).submit(msg.Context(), &record{
+		id: string(rec.Key), version: version, payload: msg.Payload, done: make(chan error, 1),
+	})
+	switch {
+	case err == nil:
+		w.records.WithLabelValues(ConnectorWebhook, org, "delivered").Inc()
+		return nil
+	case retry.Terminal(err):
+		w.records.WithLabelValues(ConnectorWebhook, org, "dead_lettered").Inc()
+	case errors.Is(err, ErrHeld):
+		w.records.WithLabelValues(ConnectorWebhook, org, "held").Inc()
+	}
+	return fmt.Errorf("webhook of %s: %w", org, err)
+}
+
+func (w *Webhook) pair(org, entityType string, route WebhookRoute) *pair {
+	key := org + "\x00" + entityType
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p, ok := w.pairs[key]
+	if !ok {
+		requests := w.requests.WithLabelValues(ConnectorWebhook, org)
+		p = &pair{
+			route: route, entityType: entityType, client: w.client,
+			gate:   newGate(ConnectorWebhook+"/"+org, route.RateLimit, route.Circuit, w.now),
+			linger: w.linger, sem: make(chan struct{}, max(route.MaxConcurrency, 1)), ctx: w.ctx,
+			requests:  func(n int) { requests.Add(float64(n)) },
+			delivered: map[string]int64{},
+		}
+		p.route.BatchSize = max(p.route.BatchSize, 1)
+		w.pairs[key] = p
+	}
+	return p
 }

@@ -1,0 +1,158 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"golang.org/x/time/rate"
+)
+
+// minRateFraction is the floor a pair's rate drops to under repeated 429s,
+// and the step it climbs back by on each success.
+const minRateFraction = 0.05
+
+// Circuit says when a pair's endpoint counts as down: after Failures failed
+// attempts in a row. The failures are the endpoint's, not a record's, so
+// the pair then holds its records, sends one probe every OpenFor, and
+// resumes on the first success.
+type Circuit struct {
+	Failures int
+	OpenFor  time.Duration
+}
+
+// RateLimit is a request budget: at most Requests in any window of Per.
+type RateLimit struct {
+	Requests int
+	Per      time.Duration
+}
+
+// gate is one connector/customer pair's admission control: its rate limit,
+// which slows down on 429 and honours Retry-After, and its circuit breaker.
+// It is shared by every delivery of the pair.
+type gate struct {
+	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
+	limiter *rate.Limiter // nil: no rate limit
+	full    rate.Limit
+	now     func() time.Time
+	// poll is how often a waiting attempt checks an open circuit again.
+	poll time.Duration
+
+	mu          sync.Mutex
+	pausedUntil time.Time
+	lastSuccess time.Time
+}
+
+func newGate(name string, rl *RateLimit, c Circuit, now func() time.Time) *gate {
+	g := &gate{now: now, poll: max(min(c.OpenFor/10, 100*time.Millisecond), time.Millisecond)}
+	g.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        name,
+		MaxRequests: 1,
+		Timeout:     c.OpenFor,
+		ReadyToTrip: func(counts gobreaker.Counts) bool { return counts.ConsecutiveFailures >= uint32(max(c.Failures, 1)) },
+	})
+	if rl != nil {
+		// A burst of one spaces requests Per/Requests apart, so no window of
+		// Per ever holds more than Requests.
+		g.full = rate.Limit(float64(rl.Requests) / rl.Per.Seconds())
+		g.limiter = rate.NewLimiter(g.full, 1)
+	}
+	return g
+}
+
+// errAttemptFailed is what the breaker is told about a failed attempt.
+var errAttemptFailed = errors.New("attempt failed")
+
+// attempt is the Gate of one delivery: attempts of a delivery are
+// sequential, so it can carry the breaker's callback from Wait to Done.
+type attempt struct {
+	g    *gate
+	done func(error)
+}
+
+func (g *gate) forDelivery() *attempt { return &attempt{g: g} }
+
+// Wait blocks while the pair is paused (Retry-After) or its circuit is open,
+// then takes a token from the rate limiter.
+func (a *attempt) Wait(ctx context.Context) error {
+	g := a.g
+	for {
+		g.mu.Lock()
+		pause := g.pausedUntil.Sub(g.now())
+		g.mu.Unlock()
+		if pause <= 0 {
+			done, err := g.breaker.Allow()
+			if err == nil {
+				a.done = done
+				break
+			}
+			pause = g.poll
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+	if g.limiter != nil {
+		if err := g.limiter.Wait(ctx); err != nil {
+			a.report(false)
+			return err
+		}
+	}
+	return nil
+}
+
+// Done feeds an attempt's outcome back: an answer that is not a failure of
+// the endpoint closes the circuit and restores the rate; 429 halves the rate
+// and pauses for Retry-After; timeouts and 5xx count toward tripping.
+func (a *attempt) Done(status int, retryAfter time.Duration, err error) {
+	g := a.g
+	now := g.now()
+	switch {
+	case status == http.StatusTooManyRequests:
+		a.report(true) // the endpoint is up, just busy
+		g.mu.Lock()
+		g.pausedUntil = now.Add(retryAfter)
+		g.mu.Unlock()
+		if g.limiter != nil {
+			g.limiter.SetLimit(max(g.limiter.Limit()/2, g.full*minRateFraction))
+		}
+	case err != nil || status == 0 || status == http.StatusRequestTimeout || status >= 500:
+		a.report(false)
+	default:
+		a.report(true)
+		g.mu.Lock()
+		g.lastSuccess = now
+		g.mu.Unlock()
+		if g.limiter != nil && g.limiter.Limit() < g.full {
+			// Additive increase back to the configured rate.
+			g.limiter.SetLimit(min(g.full, g.limiter.Limit()+g.full*minRateFraction))
+		}
+	}
+}
+
+func (a *attempt) report(ok bool) {
+	if a.done == nil {
+		return
+	}
+	if ok {
+		a.done(nil)
+	} else {
+		a.done(errAttemptFailed)
+	}
+	a.done = nil
+}
+
+// upSince reports whether the endpoint has answered since t: if it has not,
+// a delivery that ran out of attempts met an outage, not a bad record.
+func (g *gate) upSince(t time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lastSuccess.After(t)
+}
