@@ -119,7 +119,7 @@ func (h *Hub) addAggregate(d Deps, wlog watermill.LoggerAdapter) error {
 		// Entities fold independently, so events of different users run
 		// at once; the producer batches their snapshots.
 		MaxInFlight: aggregateInFlight,
-		OnAssign:        agg.Assign, OnRevoke: agg.Revoke,
+		OnAssign:    agg.Assign, OnRevoke: agg.Revoke,
 	}, wlog)
 	if err != nil {
 		return err
