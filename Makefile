@@ -10,7 +10,7 @@ export SYNCHUB_ADMIN_TOKEN   ?= dev-admin-token
 export ACME_WEBHOOK_SECRET   ?= whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 export GLOBEX_WEBHOOK_SECRET ?= whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 
-.PHONY: run build test unit e2e e2e-deps lint fuzz
+.PHONY: run build test unit e2e e2e-deps lint fuzz bench
 
 ## run: the hub on its embedded broker (Kafka on 127.0.0.1:9092) with the example config
 run:
@@ -49,3 +49,9 @@ lint:
 FUZZTIME ?= 1m
 fuzz:
 	$(GO) test ./event/ -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
+
+## bench: synchub's connector stage against a naive one-request-per-event peer, on the
+## embedded broker (a few minutes: naive is slow by design); table on stdout, JSON in
+## bench/results.json. Flags: make bench BENCHFLAGS='-events 20000 -steady-for 5s'
+bench:
+	$(GO) run ./bench $(BENCHFLAGS)

@@ -113,7 +113,7 @@ func (p *pair) send(batch []*record) {
 			payloads[i] = r.payload
 		}
 		p.requests(1)
-		started := time.Now()
+		started := p.gate.clock.Now()
 		err := p.client.DeliverBatch(p.ctx, p.route.Endpoint, p.route.Policy, p.gate.forDelivery(), p.entityType, payloads)
 		var bad *webhook.BatchInputError
 		if errors.As(err, &bad) && len(batch) > 1 {

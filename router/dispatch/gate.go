@@ -37,7 +37,7 @@ type gate struct {
 	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
 	limiter *rate.Limiter // nil: no rate limit
 	full    rate.Limit
-	now     func() time.Time
+	clock   clock
 	// poll is how often a waiting attempt checks an open circuit again.
 	poll time.Duration
 
@@ -46,8 +46,30 @@ type gate struct {
 	lastSuccess time.Time
 }
 
-func newGate(name string, rl *RateLimit, c Circuit, now func() time.Time) *gate {
-	g := &gate{now: now, poll: max(min(c.OpenFor/10, 100*time.Millisecond), time.Millisecond)}
+// clock is the time source of a gate, so tests can drive it.
+type clock interface {
+	Now() time.Time
+	// Sleep waits d or until ctx ends.
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func newGate(name string, rl *RateLimit, c Circuit, clk clock) *gate {
+	g := &gate{clock: clk, poll: max(min(c.OpenFor/10, 100*time.Millisecond), time.Millisecond)}
 	g.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        name,
 		MaxRequests: 1,
@@ -81,7 +103,7 @@ func (a *attempt) Wait(ctx context.Context) error {
 	g := a.g
 	for {
 		g.mu.Lock()
-		pause := g.pausedUntil.Sub(g.now())
+		pause := g.pausedUntil.Sub(g.clock.Now())
 		g.mu.Unlock()
 		if pause <= 0 {
 			done, err := g.breaker.Allow()
@@ -91,19 +113,19 @@ func (a *attempt) Wait(ctx context.Context) error {
 			}
 			pause = g.poll
 		}
-		t := time.NewTimer(pause)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		}
-	}
-	if g.limiter != nil {
-		if err := g.limiter.Wait(ctx); err != nil {
-			a.report(false)
+		if err := g.clock.Sleep(ctx, pause); err != nil {
 			return err
 		}
+	}
+	if g.limiter == nil {
+		return nil
+	}
+	now := g.clock.Now()
+	r := g.limiter.ReserveN(now, 1)
+	if err := g.clock.Sleep(ctx, r.DelayFrom(now)); err != nil {
+		r.CancelAt(g.clock.Now())
+		a.report(false)
+		return err
 	}
 	return nil
 }
@@ -113,7 +135,7 @@ func (a *attempt) Wait(ctx context.Context) error {
 // and pauses for Retry-After; timeouts and 5xx count toward tripping.
 func (a *attempt) Done(status int, retryAfter time.Duration, err error) {
 	g := a.g
-	now := g.now()
+	now := g.clock.Now()
 	switch {
 	case status == http.StatusTooManyRequests:
 		a.report(true) // the endpoint is up, just busy
@@ -121,7 +143,7 @@ func (a *attempt) Done(status int, retryAfter time.Duration, err error) {
 		g.pausedUntil = now.Add(retryAfter)
 		g.mu.Unlock()
 		if g.limiter != nil {
-			g.limiter.SetLimit(max(g.limiter.Limit()/2, g.full*minRateFraction))
+			g.limiter.SetLimitAt(now, max(g.limiter.Limit()/2, g.full*minRateFraction))
 		}
 	case err != nil || status == 0 || status == http.StatusRequestTimeout || status >= 500:
 		a.report(false)
@@ -132,7 +154,7 @@ func (a *attempt) Done(status int, retryAfter time.Duration, err error) {
 		g.mu.Unlock()
 		if g.limiter != nil && g.limiter.Limit() < g.full {
 			// Additive increase back to the configured rate.
-			g.limiter.SetLimit(min(g.full, g.limiter.Limit()+g.full*minRateFraction))
+			g.limiter.SetLimitAt(now, min(g.full, g.limiter.Limit()+g.full*minRateFraction))
 		}
 	}
 }

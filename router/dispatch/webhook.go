@@ -51,7 +51,7 @@ type Webhook struct {
 	client Deliverer
 	routes map[string]WebhookRoute
 	linger time.Duration
-	now    func() time.Time
+	clock  clock
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -81,7 +81,7 @@ func NewWebhook(client Deliverer, routes map[string]WebhookRoute, linger time.Du
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Webhook{
-		client: client, routes: routes, linger: linger, now: time.Now, ctx: ctx, cancel: cancel,
+		client: client, routes: routes, linger: linger, clock: realClock{}, ctx: ctx, cancel: cancel,
 		records: records, requests: requests, pairs: map[string]*pair{},
 	}, nil
 }
@@ -134,7 +134,7 @@ func (w *Webhook) pair(org, entityType string, route WebhookRoute) *pair {
 		requests := w.requests.WithLabelValues(ConnectorWebhook, org)
 		p = &pair{
 			route: route, entityType: entityType, client: w.client,
-			gate:   newGate(ConnectorWebhook+"/"+org, route.RateLimit, route.Circuit, w.now),
+			gate:   newGate(ConnectorWebhook+"/"+org, route.RateLimit, route.Circuit, w.clock),
 			linger: w.linger, sem: make(chan struct{}, max(route.MaxConcurrency, 1)), ctx: w.ctx,
 			requests:  func(n int) { requests.Add(float64(n)) },
 			delivered: map[string]int64{},
