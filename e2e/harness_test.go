@@ -89,8 +89,10 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// newHub writes a config for customers, all pointing at receiver.
-func newHub(t *testing.T, receiverURL string, customers []string) *hub {
+// newHub writes a config for customers, all pointing at receiver. extra,
+// when given, returns more YAML lines for a customer's webhook (indented
+// by the caller's 8 spaces).
+func newHub(t *testing.T, receiverURL string, customers []string, extra ...func(customer string) string) *hub {
 	t.Helper()
 	if _, err := exec.LookPath("kcat"); err != nil {
 		t.Fatal("kcat is not installed: run `make e2e-deps` (installs Debian's kcat)")
@@ -103,6 +105,9 @@ func newHub(t *testing.T, receiverURL string, customers []string) *hub {
 		fmt.Fprintf(&b, "  - id: %s\n    connectors:\n      webhook:\n        enabled: true\n        url: %s/hooks/%s\n        secret_env: WEBHOOK_SECRET\n"+
 			"        retry: {max_attempts: 2000, initial_interval: 5ms, max_interval: 20ms, max_elapsed: 5m}\n"+
 			"        circuit: {failures: 5, open_for: 20ms}\n", c, receiverURL, c)
+		for _, e := range extra {
+			b.WriteString(e(c))
+		}
 	}
 	h.config = filepath.Join(h.dir, "synchub.yaml")
 	if err := os.WriteFile(h.config, []byte(b.String()), 0o600); err != nil {

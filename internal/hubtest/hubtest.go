@@ -53,9 +53,12 @@ type Snapshot struct {
 type Receiver struct {
 	Secrets map[string]webhook.Secret
 	Status  func(customer string, n int) int
+	// Delay, when set, is how long customer's endpoint takes to answer.
+	Delay func(customer string) time.Duration
 
 	mu         sync.Mutex
 	requests   map[string]int
+	times      map[string][]time.Time
 	deliveries []Delivery
 	latest     map[string]Delivery // customer/user → newest accepted
 	regressed  []string
@@ -64,7 +67,7 @@ type Receiver struct {
 
 // NewReceiver returns a receiver for customers with these secrets.
 func NewReceiver(secrets map[string]webhook.Secret) *Receiver {
-	return &Receiver{Secrets: secrets, requests: map[string]int{}, latest: map[string]Delivery{}}
+	return &Receiver{Secrets: secrets, requests: map[string]int{}, times: map[string][]time.Time{}, latest: map[string]Delivery{}}
 }
 
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -76,8 +79,12 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Lock()
 	r.requests[customer]++
+	r.times[customer] = append(r.times[customer], time.Now())
 	n := r.requests[customer]
 	r.mu.Unlock()
+	if r.Delay != nil {
+		time.Sleep(r.Delay(customer))
+	}
 	if r.Status != nil {
 		if code := r.Status(customer, n); code != http.StatusOK {
 			http.Error(w, "configured failure", code)
@@ -92,26 +99,58 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
 	}
-	var msg struct {
-		Type string   `json:"type"`
-		Data Snapshot `json:"data"`
-	}
-	if err := json.Unmarshal(body, &msg); err != nil {
+	events, err := decodeBody(body)
+	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	d := Delivery{Customer: customer, ID: req.Header.Get("webhook-id"), Type: msg.Type, Data: msg.Data}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	key := customer + "/" + d.Data.ID
-	if prev, ok := r.latest[key]; ok && prev.Data.Version > d.Data.Version {
-		r.regressed = append(r.regressed, key)
+	for _, ev := range events {
+		d := Delivery{Customer: customer, ID: req.Header.Get("webhook-id"), Type: ev.Type, Data: ev.Data}
+		key := customer + "/" + d.Data.ID
+		prev, seen := r.latest[key]
+		if seen && prev.Data.Version > d.Data.Version {
+			r.regressed = append(r.regressed, key)
+		}
+		if !seen || d.Data.Version >= prev.Data.Version {
+			r.latest[key] = d
+		}
+		r.deliveries = append(r.deliveries, d)
 	}
-	if prev, ok := r.latest[key]; !ok || d.Data.Version >= prev.Data.Version {
-		r.latest[key] = d
-	}
-	r.deliveries = append(r.deliveries, d)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+type event struct {
+	Type string   `json:"type"`
+	Data Snapshot `json:"data"`
+}
+
+// decodeBody accepts the single-event body and the batch body of the
+// webhook contract.
+func decodeBody(body []byte) ([]event, error) {
+	var probe struct {
+		Type string          `json:"type"`
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &probe); err != nil {
+		return nil, err
+	}
+	if probe.Type != "batch" {
+		var ev event
+		err := json.Unmarshal(body, &ev)
+		return []event{ev}, err
+	}
+	var events []event
+	err := json.Unmarshal(probe.Data, &events)
+	return events, err
+}
+
+// RequestTimes returns when customer's endpoint received each request.
+func (r *Receiver) RequestTimes(customer string) []time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]time.Time(nil), r.times[customer]...)
 }
 
 // Latest returns the newest accepted snapshot of every user of customer.

@@ -15,6 +15,9 @@ import (
 // and the step it climbs back by on each success.
 const minRateFraction = 0.05
 
+// rateHeadroom stretches the spacing of rate-limited requests by 5%.
+const rateHeadroom = 1.05
+
 // Circuit says when a pair's endpoint counts as down: after Failures failed
 // attempts in a row. The failures are the endpoint's, not a record's, so
 // the pair then holds its records, sends one probe every OpenFor, and
@@ -77,9 +80,11 @@ func newGate(name string, rl *RateLimit, c Circuit, clk clock) *gate {
 		ReadyToTrip: func(counts gobreaker.Counts) bool { return counts.ConsecutiveFailures >= uint32(max(c.Failures, 1)) },
 	})
 	if rl != nil {
-		// A burst of one spaces requests Per/Requests apart, so no window of
-		// Per ever holds more than Requests.
-		g.full = rate.Limit(float64(rl.Requests) / rl.Per.Seconds())
+		// A burst of one spaces requests evenly, so no window of Per holds
+		// more than Requests. Vendors count arrivals on their side, where
+		// network jitter can bunch two requests up: the spacing keeps
+		// rateHeadroom in reserve for that.
+		g.full = rate.Limit(float64(rl.Requests) / (rl.Per.Seconds() * rateHeadroom))
 		g.limiter = rate.NewLimiter(g.full, 1)
 	}
 	return g

@@ -76,7 +76,7 @@ func TestGateRateLimit(t *testing.T) {
 			}
 			// The limit is a ceiling, not a brake: the whole run takes about
 			// attempts/rate.
-			want := time.Duration(float64(tc.attempts-1) / float64(tc.limit.Requests) * float64(tc.limit.Per))
+			want := time.Duration(float64(tc.attempts-1) / float64(tc.limit.Requests) * float64(tc.limit.Per) * rateHeadroom)
 			if got := at[len(at)-1].Sub(at[0]); got > want+want/10 {
 				t.Errorf("%d attempts took %v, want about %v", tc.attempts, got, want)
 			}
@@ -99,11 +99,11 @@ func TestGateSlowsDownOn429AndHonoursRetryAfter(t *testing.T) {
 	if waited := clk.Now().Sub(throttledAt); waited < 7*time.Second {
 		t.Errorf("next attempt %v after a 429 with Retry-After: 7, want at least 7s", waited)
 	}
-	if got := g.limiter.Limit(); got != 5 {
-		t.Errorf("rate after a 429 is %v/s, want halved to 5/s", got)
+	if got, want := g.limiter.Limit(), g.full/2; got != want {
+		t.Errorf("rate after a 429 is %v/s, want halved to %v/s", got, want)
 	}
 	a.Done(http.StatusOK, 0, nil)
-	if got := g.limiter.Limit(); got <= 5 || got > 10 {
+	if got := g.limiter.Limit(); got <= g.full/2 || got > g.full {
 		t.Errorf("rate after a success is %v/s, want climbing back toward 10/s", got)
 	}
 }
