@@ -12,7 +12,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/synchub/synchub/connectors/webhook"
 	"github.com/synchub/synchub/internal/hubtest"
 	"github.com/synchub/synchub/kafka"
 )
@@ -226,18 +224,7 @@ func (h *hub) readTopic(topic string) []string {
 // receiver starts a signature-verifying webhook receiver for customers.
 func receiver(t *testing.T, customers []string) (*hubtest.Receiver, string) {
 	t.Helper()
-	s, err := webhook.ParseSecret(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	secrets := map[string]webhook.Secret{}
-	for _, c := range customers {
-		secrets[c] = s
-	}
-	r := hubtest.NewReceiver(secrets)
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
-	return r, srv.URL
+	return hubtest.Serve(t, secret, customers)
 }
 
 // expectation is a user's final state as the generator computed it.

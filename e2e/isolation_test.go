@@ -115,4 +115,3 @@ func TestSlowAndDownCustomersDoNotHoldBackTheOthers(t *testing.T) {
 		t.Errorf("org_9 saw %d requests: the outage was not exercised", n)
 	}
 }
-

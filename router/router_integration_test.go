@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,7 +15,6 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/synchub/synchub/config"
-	"github.com/synchub/synchub/connectors/webhook"
 	"github.com/synchub/synchub/internal/hubtest"
 	"github.com/synchub/synchub/kafka"
 	"github.com/synchub/synchub/retry"
@@ -41,23 +39,13 @@ func newEnv(t *testing.T, customers ...string) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(broker.Close)
-	secret, err := webhook.ParseSecret(testSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	secrets := map[string]webhook.Secret{}
-	for _, c := range customers {
-		secrets[c] = secret
-	}
-	rcv := hubtest.NewReceiver(secrets)
-	srv := httptest.NewServer(rcv)
-	t.Cleanup(srv.Close)
+	rcv, url := hubtest.Serve(t, testSecret, customers)
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "kafka:\n  brokers: [%q]\n  partitions: 4\ncustomers:\n", broker.Addr())
 	for _, c := range customers {
 		fmt.Fprintf(&b, "  - id: %s\n    connectors:\n      webhook:\n        enabled: true\n        url: %s/hooks/%s\n        secret_env: SECRET\n"+
-			"        retry: {max_attempts: 1000, initial_interval: 5ms, max_interval: 50ms, max_elapsed: 1m}\n", c, srv.URL, c)
+			"        retry: {max_attempts: 1000, initial_interval: 5ms, max_interval: 50ms, max_elapsed: 1m}\n", c, url, c)
 	}
 	cfg, err := config.Parse([]byte(b.String()), func(string) (string, bool) { return testSecret, true })
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -193,4 +194,22 @@ func (r *Receiver) BadSignatures() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.badSig
+}
+
+// Serve starts a Receiver for customers, all signing with secret, and
+// returns it with its base URL. It stops when the test ends.
+func Serve(t testing.TB, secret string, customers []string) (*Receiver, string) {
+	t.Helper()
+	s, err := webhook.ParseSecret(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := map[string]webhook.Secret{}
+	for _, c := range customers {
+		secrets[c] = s
+	}
+	r := NewReceiver(secrets)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	return r, srv.URL
 }
