@@ -68,6 +68,8 @@ type hub struct {
 	logs       *syncBuffer
 	cmd        *exec.Cmd
 	exited     chan struct{}
+	// disabled customers get their webhook written with enabled: false.
+	disabled map[string]bool
 }
 
 type syncBuffer struct {
@@ -96,21 +98,8 @@ func newHub(t *testing.T, receiverURL string, customers []string, extra ...func(
 		t.Fatal("kcat is not installed: run `make e2e-deps` (installs Debian's kcat)")
 	}
 	h := &hub{t: t, dir: t.TempDir(), brokerAddr: freeAddr(t), httpAddr: freeAddr(t), logs: &syncBuffer{}}
-	var b strings.Builder
-	fmt.Fprintf(&b, "kafka:\n  embedded: {listen: %q, data_dir: %q}\n  partitions: 8\nhttp:\n  listen: %q\ncustomers:\n",
-		h.brokerAddr, filepath.Join(h.dir, "kafka"), h.httpAddr)
-	for _, c := range customers {
-		fmt.Fprintf(&b, "  - id: %s\n    connectors:\n      webhook:\n        enabled: true\n        url: %s/hooks/%s\n        secret_env: WEBHOOK_SECRET\n"+
-			"        retry: {max_attempts: 2000, initial_interval: 5ms, max_interval: 20ms, max_elapsed: 5m}\n"+
-			"        circuit: {failures: 5, open_for: 20ms}\n", c, receiverURL, c)
-		for _, e := range extra {
-			b.WriteString(e(c))
-		}
-	}
 	h.config = filepath.Join(h.dir, "synchub.yaml")
-	if err := os.WriteFile(h.config, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	h.writeConfig(receiverURL, customers, extra...)
 	t.Cleanup(func() {
 		h.kill()
 		if t.Failed() {
@@ -118,6 +107,30 @@ func newHub(t *testing.T, receiverURL string, customers []string, extra ...func(
 		}
 	})
 	return h
+}
+
+// writeConfig (re)writes the hub's config file.
+func (h *hub) writeConfig(receiverURL string, customers []string, extra ...func(customer string) string) {
+	h.t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "kafka:\n  embedded: {listen: %q, data_dir: %q}\n  partitions: 8\nhttp:\n  listen: %q\ncustomers:\n",
+		h.brokerAddr, filepath.Join(h.dir, "kafka"), h.httpAddr)
+	for _, c := range customers {
+		fmt.Fprintf(&b, "  - id: %s\n    connectors:\n      webhook:\n        enabled: %t\n        url: %s/hooks/%s\n        secret_env: WEBHOOK_SECRET\n"+
+			"        retry: {max_attempts: 2000, initial_interval: 5ms, max_interval: 20ms, max_elapsed: 5m}\n"+
+			"        circuit: {failures: 5, open_for: 20ms}\n", c, !h.disabled[c], receiverURL, c)
+		for _, e := range extra {
+			b.WriteString(e(c))
+		}
+	}
+	// Write then rename, as editors do, so the hub never reads half a file.
+	tmp := h.config + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, h.config); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 func tail(s string, n int) string {

@@ -55,6 +55,7 @@ type Hub struct {
 	pub     message.Publisher
 	subs    []message.Subscriber
 	closers []func()
+	webhook *dispatch.Webhook
 }
 
 // Topics are the topics the hub creates at start.
@@ -129,16 +130,17 @@ func (h *Hub) addAggregate(d Deps, wlog watermill.LoggerAdapter) error {
 	return nil
 }
 
-func (h *Hub) addWebhook(d Deps, wlog watermill.LoggerAdapter) error {
+// webhookRoutes builds the webhook routes of cfg's customers.
+func webhookRoutes(cfg *config.Config) (map[string]dispatch.WebhookRoute, error) {
 	routes := make(map[string]dispatch.WebhookRoute)
-	for _, c := range d.Config.Customers {
+	for _, c := range cfg.Customers {
 		w := c.Connectors.Webhook
 		if w == nil || !w.Enabled {
 			continue
 		}
 		secret, err := webhook.ParseSecret(w.Secret)
 		if err != nil {
-			return fmt.Errorf("customer %s webhook secret (%s): %w", c.ID, w.SecretEnv, err)
+			return nil, fmt.Errorf("customer %s webhook secret (%s): %w", c.ID, w.SecretEnv, err)
 		}
 		route := dispatch.WebhookRoute{
 			Endpoint: webhook.Endpoint{URL: w.URL, Secret: secret},
@@ -159,11 +161,20 @@ func (h *Hub) addWebhook(d Deps, wlog watermill.LoggerAdapter) error {
 		}
 		routes[c.ID] = route
 	}
+	return routes, nil
+}
+
+func (h *Hub) addWebhook(d Deps, wlog watermill.LoggerAdapter) error {
+	routes, err := webhookRoutes(d.Config)
+	if err != nil {
+		return err
+	}
 	dc := d.Config.Dispatch
 	stage, err := dispatch.NewWebhook(webhook.NewClient(d.Logger.Named("webhook")), routes, dc.Linger.D(), d.Registry)
 	if err != nil {
 		return err
 	}
+	h.webhook = stage
 	h.closers = append(h.closers, stage.Close)
 	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
 		Brokers: d.Brokers, Group: groupConnector + dispatch.ConnectorWebhook, ClientID: "synchub-webhook",
@@ -184,6 +195,19 @@ func (h *Hub) addWebhook(d Deps, wlog watermill.LoggerAdapter) error {
 	}
 	handler := h.Router.AddConsumerHandler("connector.webhook.user", kafka.EntityTopic(aggregate.EntityUser), sub, stage.Handle)
 	handler.AddMiddleware(mws...)
+	return nil
+}
+
+// Reconfigure applies the customer part of cfg to the running hub: which
+// customers have which connectors, and their settings. It applies all of
+// it or, on an error, none. Kafka, HTTP and dispatch settings take effect
+// at the next start.
+func (h *Hub) Reconfigure(cfg *config.Config) error {
+	routes, err := webhookRoutes(cfg)
+	if err != nil {
+		return err
+	}
+	h.webhook.SetRoutes(routes)
 	return nil
 }
 

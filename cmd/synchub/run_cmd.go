@@ -32,7 +32,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := newLogger(stderr)
 	defer func() { _ = log.Sync() }()
-	return serve(ctx, cfg, log)
+	return serve(ctx, *path, cfg, log)
 }
 
 func newLogger(w io.Writer) *zap.Logger {
@@ -41,7 +41,7 @@ func newLogger(w io.Writer) *zap.Logger {
 	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(w), zap.InfoLevel))
 }
 
-func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
+func serve(ctx context.Context, path string, cfg *config.Config, log *zap.Logger) error {
 	brokers := cfg.Kafka.Brokers
 	if len(brokers) == 0 {
 		broker, err := kafka.StartEmbedded(cfg.Kafka.Embedded.Listen, cfg.Kafka.Embedded.DataDir)
@@ -62,13 +62,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		return err
 	}
 	log.Info("topics ready", zap.Int("partitions", cfg.Kafka.Partitions))
-	for _, c := range cfg.Customers {
-		var enabled []string
-		if w := c.Connectors.Webhook; w != nil && w.Enabled {
-			enabled = append(enabled, "webhook")
-		}
-		log.Info("customer", zap.String("id", c.ID), zap.String("name", c.Name), zap.Strings("connectors", enabled))
-	}
+	logCustomers(log, cfg)
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
@@ -87,6 +81,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	select {
 	case <-hub.Running():
 		log.Info("synchub running")
+		go watchConfig(ctx, path, cfg, hub, time.Second, log)
 	case err := <-runErr:
 		return errors.Join(err, hub.Close())
 	}

@@ -67,7 +67,7 @@ func (p *pair) submit(ctx context.Context, r *record) error {
 		p.waiting = append(p.waiting, r)
 	}
 	switch {
-	case len(p.waiting) >= p.route.BatchSize:
+	case len(p.waiting) >= max(p.route.BatchSize, 1):
 		p.flushLocked()
 	case p.timer == nil:
 		p.timer = time.AfterFunc(p.linger, func() {

@@ -7,10 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -49,7 +51,7 @@ type WebhookRoute struct {
 // Webhook routes snapshots to their customers' webhooks.
 type Webhook struct {
 	client Deliverer
-	routes map[string]WebhookRoute
+	routes atomic.Pointer[map[string]WebhookRoute]
 	linger time.Duration
 	clock  clock
 	ctx    context.Context
@@ -80,10 +82,28 @@ func NewWebhook(client Deliverer, routes map[string]WebhookRoute, linger time.Du
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Webhook{
-		client: client, routes: routes, linger: linger, clock: realClock{}, ctx: ctx, cancel: cancel,
+	w := &Webhook{
+		client: client, linger: linger, clock: realClock{}, ctx: ctx, cancel: cancel,
 		records: records, requests: requests, pairs: map[string]*pair{},
-	}, nil
+	}
+	w.routes.Store(&routes)
+	return w, nil
+}
+
+// SetRoutes replaces every customer's route while the stage runs: a
+// customer whose webhook was enabled, disabled or changed gets the new
+// route from its next record on. Deliveries already under way finish with
+// the route they started with.
+func (w *Webhook) SetRoutes(routes map[string]WebhookRoute) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for key, p := range w.pairs {
+		org, _, _ := strings.Cut(key, "\x00")
+		if r, ok := routes[org]; !ok || !reflect.DeepEqual(r, p.route) {
+			delete(w.pairs, key)
+		}
+	}
+	w.routes.Store(&routes)
 }
 
 // Close abandons deliveries in progress; their records are redelivered by
@@ -101,7 +121,7 @@ func (w *Webhook) Handle(msg *message.Message) error {
 	}
 	entityType := strings.TrimPrefix(rec.Topic, "entity.")
 	org := msg.Metadata.Get(kafka.HeaderOrganizationID)
-	route, ok := w.routes[org]
+	route, ok := (*w.routes.Load())[org]
 	if !ok || !slices.Contains(route.Entities, entityType) {
 		w.records.WithLabelValues(ConnectorWebhook, org, "skipped").Inc()
 		return nil
@@ -139,7 +159,6 @@ func (w *Webhook) pair(org, entityType string, route WebhookRoute) *pair {
 			requests:  func(n int) { requests.Add(float64(n)) },
 			delivered: map[string]int64{},
 		}
-		p.route.BatchSize = max(p.route.BatchSize, 1)
 		w.pairs[key] = p
 	}
 	return p
