@@ -51,11 +51,12 @@ type Hub struct {
 	Router     *message.Router
 	Aggregator *aggregate.Handler
 
-	client  sarama.Client
-	pub     message.Publisher
-	subs    []message.Subscriber
-	closers []func()
-	webhook *dispatch.Webhook
+	client        sarama.Client
+	pub           message.Publisher
+	subs          []message.Subscriber
+	closers       []func()
+	webhook       *dispatch.Stage
+	webhookClient *webhook.Client
 }
 
 // Topics are the topics the hub creates at start.
@@ -131,8 +132,8 @@ func (h *Hub) addAggregate(d Deps, wlog watermill.LoggerAdapter) error {
 }
 
 // webhookRoutes builds the webhook routes of cfg's customers.
-func webhookRoutes(cfg *config.Config) (map[string]dispatch.WebhookRoute, error) {
-	routes := make(map[string]dispatch.WebhookRoute)
+func webhookRoutes(cfg *config.Config, client dispatch.Deliverer) (map[string]dispatch.Route, error) {
+	routes := make(map[string]dispatch.Route)
 	for _, c := range cfg.Customers {
 		w := c.Connectors.Webhook
 		if w == nil || !w.Enabled {
@@ -142,14 +143,17 @@ func webhookRoutes(cfg *config.Config) (map[string]dispatch.WebhookRoute, error)
 		if err != nil {
 			return nil, fmt.Errorf("customer %s webhook secret (%s): %w", c.ID, w.SecretEnv, err)
 		}
-		route := dispatch.WebhookRoute{
-			Endpoint: webhook.Endpoint{URL: w.URL, Secret: secret},
-			Policy: webhook.Policy{
-				MaxAttempts:     w.Retry.MaxAttempts,
-				InitialInterval: w.Retry.InitialInterval.D(),
-				MaxInterval:     w.Retry.MaxInterval.D(),
-				MaxElapsed:      w.Retry.MaxElapsed.D(),
-				RequestTimeout:  w.Timeout.D(),
+		route := dispatch.Route{
+			Target: dispatch.WebhookTarget{
+				Client:   client,
+				Endpoint: webhook.Endpoint{URL: w.URL, Secret: secret},
+				Policy: webhook.Policy{
+					MaxAttempts:     w.Retry.MaxAttempts,
+					InitialInterval: w.Retry.InitialInterval.D(),
+					MaxInterval:     w.Retry.MaxInterval.D(),
+					MaxElapsed:      w.Retry.MaxElapsed.D(),
+					RequestTimeout:  w.Timeout.D(),
+				},
 			},
 			Entities:       w.Entities,
 			BatchSize:      w.BatchSize,
@@ -165,15 +169,17 @@ func webhookRoutes(cfg *config.Config) (map[string]dispatch.WebhookRoute, error)
 }
 
 func (h *Hub) addWebhook(d Deps, wlog watermill.LoggerAdapter) error {
-	routes, err := webhookRoutes(d.Config)
+	h.webhookClient = webhook.NewClient(d.Logger.Named("webhook"))
+	routes, err := webhookRoutes(d.Config, h.webhookClient)
 	if err != nil {
 		return err
 	}
 	dc := d.Config.Dispatch
-	stage, err := dispatch.NewWebhook(webhook.NewClient(d.Logger.Named("webhook")), routes, dc.Linger.D(), d.Registry)
+	metrics, err := dispatch.NewMetrics(d.Registry)
 	if err != nil {
 		return err
 	}
+	stage := dispatch.NewStage(dispatch.ConnectorWebhook, routes, dc.Linger.D(), metrics)
 	h.webhook = stage
 	h.closers = append(h.closers, stage.Close)
 	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
@@ -203,7 +209,7 @@ func (h *Hub) addWebhook(d Deps, wlog watermill.LoggerAdapter) error {
 // it or, on an error, none. Kafka, HTTP and dispatch settings take effect
 // at the next start.
 func (h *Hub) Reconfigure(cfg *config.Config) error {
-	routes, err := webhookRoutes(cfg)
+	routes, err := webhookRoutes(cfg, h.webhookClient)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/synchub/synchub/connectors/webhook"
 	"github.com/synchub/synchub/retry"
 )
 
@@ -15,21 +14,21 @@ import (
 // they are not dead-lettered but delivered again once it answers.
 var ErrHeld = errors.New("endpoint down: record held for redelivery")
 
-// record is one snapshot waiting for its pair's next request.
+// record is one entity version waiting for its pair's next request.
 type record struct {
 	id      string
 	version int64
-	payload []byte
-	done    chan error // receives the record's outcome once
+	// item is what the target sends: the snapshot, or the mapped record.
+	item any
+	done chan error // receives the record's outcome once
 }
 
 // pair batches, rate-limits and sends the records of one customer and
 // entity type. Records of one entity never wait side by side: a newer
 // snapshot supersedes a waiting older one (coalescing).
 type pair struct {
-	route      WebhookRoute
+	route      Route
 	entityType string
-	client     Deliverer
 	gate       *gate
 	linger     time.Duration
 	sem        chan struct{} // bounds requests in flight
@@ -103,33 +102,31 @@ func (p *pair) send(batch []*record) {
 	select {
 	case p.sem <- struct{}{}:
 	case <-p.ctx.Done():
-		resolve(batch, p.ctx.Err())
+		for _, r := range batch {
+			r.done <- p.ctx.Err()
+		}
 		return
 	}
 	defer func() { <-p.sem }()
-	for len(batch) > 0 {
-		payloads := make([][]byte, len(batch))
-		for i, r := range batch {
-			payloads[i] = r.payload
-		}
-		p.requests(1)
-		started := p.gate.clock.Now()
-		err := p.client.DeliverBatch(p.ctx, p.route.Endpoint, p.route.Policy, p.gate.forDelivery(), p.entityType, payloads)
-		var bad *webhook.BatchInputError
-		if errors.As(err, &bad) && len(batch) > 1 {
-			// Only that record is undeliverable; the others go again.
-			batch[bad.Index].done <- err
-			batch = append(batch[:bad.Index:bad.Index], batch[bad.Index+1:]...)
-			continue
-		}
-		if err == nil {
-			p.markDelivered(batch)
-		} else if retry.ClassOf(err) == retry.Exhausted && !p.gate.upSince(started) {
+	items := make([]any, len(batch))
+	for i, r := range batch {
+		items[i] = r.item
+	}
+	p.requests(1)
+	started := p.gate.clock.Now()
+	errs := p.route.Target.Send(p.ctx, p.gate.forDelivery(), p.entityType, items)
+	var ok []*record
+	for i, r := range batch {
+		err := errs[i]
+		switch {
+		case err == nil:
+			ok = append(ok, r)
+		case retry.ClassOf(err) == retry.Exhausted && !p.gate.upSince(started):
 			err = fmt.Errorf("%w: %v", ErrHeld, err)
 		}
-		resolve(batch, err)
-		return
+		r.done <- err
 	}
+	p.markDelivered(ok)
 }
 
 func (p *pair) markDelivered(batch []*record) {
@@ -139,11 +136,5 @@ func (p *pair) markDelivered(batch []*record) {
 		if r.version > p.delivered[r.id] {
 			p.delivered[r.id] = r.version
 		}
-	}
-}
-
-func resolve(batch []*record, err error) {
-	for _, r := range batch {
-		r.done <- err
 	}
 }

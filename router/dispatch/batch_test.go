@@ -56,7 +56,7 @@ func (r *recorder) all() [][]string {
 
 func newTestPair(d Deliverer, batchSize int, linger time.Duration) *pair {
 	return &pair{
-		route: WebhookRoute{BatchSize: batchSize}, entityType: "user", client: d,
+		route: Route{Target: WebhookTarget{Client: d}, BatchSize: batchSize}, entityType: "user",
 		gate:   newGate("t", nil, Circuit{Failures: 100, OpenFor: time.Second}, realClock{}),
 		linger: linger, sem: make(chan struct{}, 4), ctx: context.Background(),
 		requests: func(int) {}, delivered: map[string]int64{},
@@ -64,7 +64,7 @@ func newTestPair(d Deliverer, batchSize int, linger time.Duration) *pair {
 }
 
 func rec(id string, v int64) *record {
-	return &record{id: id, version: v, payload: []byte(fmt.Sprintf(`{"id":%q,"version":%d}`, id, v)), done: make(chan error, 1)}
+	return &record{id: id, version: v, item: []byte(fmt.Sprintf(`{"id":%q,"version":%d}`, id, v)), done: make(chan error, 1)}
 }
 
 // submitAll submits records concurrently and returns their outcomes by
