@@ -23,6 +23,10 @@ const (
 	// InvalidInput is a record the connector could not even turn into a
 	// request (undecodable snapshot, missing fields).
 	InvalidInput Class = "invalid_input"
+	// InvalidMapping is a record the customer's mapping could not turn into
+	// a vendor record (an expression failed, the upsert key is empty); it
+	// goes again after the mapping is fixed, by replay.
+	InvalidMapping Class = "invalid_mapping"
 )
 
 // Error is a delivery failure with the facts the dead-letter headers need.
@@ -63,7 +67,7 @@ func ClassOf(err error) Class {
 // dead-letter topic rather than be retried in place.
 func Terminal(err error) bool {
 	switch ClassOf(err) {
-	case Permanent, Exhausted, InvalidInput:
+	case Permanent, Exhausted, InvalidInput, InvalidMapping:
 		return true
 	default:
 		return false

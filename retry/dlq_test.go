@@ -55,7 +55,7 @@ func TestDeadLetterHeaders(t *testing.T) {
 }
 
 func TestTerminal(t *testing.T) {
-	for class, want := range map[retry.Class]bool{retry.Permanent: true, retry.Exhausted: true, retry.InvalidInput: true, retry.Transient: false} {
+	for class, want := range map[retry.Class]bool{retry.Permanent: true, retry.Exhausted: true, retry.InvalidInput: true, retry.InvalidMapping: true, retry.Transient: false} {
 		if got := retry.Terminal(fmt.Errorf("wrapped: %w", &retry.Error{Class: class, Err: errors.New("x")})); got != want {
 			t.Errorf("Terminal(%s) = %v, want %v", class, got, want)
 		}
