@@ -118,6 +118,16 @@ type Customer struct {
 type Connectors struct {
 	// Webhook posts entity changes to the customer's URL; default nil.
 	Webhook *Webhook `yaml:"webhook"`
+	// HubSpot upserts users as HubSpot contacts; default nil.
+	HubSpot *HubSpot `yaml:"hubspot"`
+	// Salesforce upserts users as Salesforce records, Contact by default; default nil.
+	Salesforce *Salesforce `yaml:"salesforce"`
+	// Marketo upserts users as Marketo leads; default nil.
+	Marketo *Marketo `yaml:"marketo"`
+	// Mailchimp upserts users as members of a Mailchimp audience; default nil.
+	Mailchimp *Mailchimp `yaml:"mailchimp"`
+	// Intercom upserts users as Intercom contacts; default nil.
+	Intercom *Intercom `yaml:"intercom"`
 }
 
 // Webhook configures the Standard Webhooks connector of one customer.
@@ -295,6 +305,7 @@ func (c *Config) applyDefaults() {
 	}
 	c.Dispatch.applyDefaults(has)
 	for i := range c.Customers {
+		c.Customers[i].Connectors.applyVendorDefaults(has, fmt.Sprintf("customers[%d].connectors", i))
 		w := c.Customers[i].Connectors.Webhook
 		if w == nil {
 			continue
@@ -306,30 +317,14 @@ func (c *Config) applyDefaults() {
 		if !has(p + "timeout") {
 			w.Timeout = defaultWebhookTimeout
 		}
-		if !has(p + "retry.max_attempts") {
-			w.Retry.MaxAttempts = defaultMaxAttempts
-		}
-		if !has(p + "retry.initial_interval") {
-			w.Retry.InitialInterval = defaultInitialInterval
-		}
-		if !has(p + "retry.max_interval") {
-			w.Retry.MaxInterval = defaultMaxInterval
-		}
-		if !has(p + "retry.max_elapsed") {
-			w.Retry.MaxElapsed = defaultMaxElapsed
-		}
+		w.Retry.applyDefaults(has, p+"retry.")
 		if !has(p + "batch_size") {
 			w.BatchSize = defaultBatchSize
 		}
 		if !has(p + "max_concurrency") {
 			w.MaxConcurrency = defaultMaxConcurrency
 		}
-		if !has(p + "circuit.failures") {
-			w.Circuit.Failures = defaultCircuitFailures
-		}
-		if !has(p + "circuit.open_for") {
-			w.Circuit.OpenFor = defaultCircuitOpenFor
-		}
+		w.Circuit.applyDefaults(has, p+"circuit.")
 	}
 }
 
@@ -376,6 +371,7 @@ func (c *Config) resolveSecrets(getenv func(string) (string, bool)) []Problem {
 		}
 	}
 	for i := range c.Customers {
+		c.Customers[i].Connectors.resolveVendorSecrets(fmt.Sprintf("customers[%d].connectors", i), getenv, add)
 		w := c.Customers[i].Connectors.Webhook
 		if w == nil || !w.Enabled || w.SecretEnv == "" || envNameProblem(w.SecretEnv) != "" {
 			continue

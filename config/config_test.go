@@ -731,3 +731,364 @@ func TestWebhookTuning(t *testing.T) {
 		})
 	}
 }
+
+// Resolved values of the vendor connectors' variables; no test output may contain them.
+var vendorEnv = map[string]string{
+	"HUBSPOT_TOKEN":         "pat-na1-hubspot-token-do-not-print",
+	"HUBSPOT_CLIENT_ID":     "hubspot-client-id-do-not-print",
+	"HUBSPOT_CLIENT_SECRET": "hubspot-client-secret-do-not-print",
+	"HUBSPOT_REFRESH_TOKEN": "hubspot-refresh-token-do-not-print",
+	"SF_CLIENT_ID":          "sf-client-id-do-not-print",
+	"SF_CLIENT_SECRET":      "sf-client-secret-do-not-print",
+	"SF_REFRESH_TOKEN":      "sf-refresh-token-do-not-print",
+	"MARKETO_CLIENT_ID":     "marketo-client-id-do-not-print",
+	"MARKETO_CLIENT_SECRET": "marketo-client-secret-do-not-print",
+	"MAILCHIMP_API_KEY":     "0123456789abcdef-us21",
+	"INTERCOM_TOKEN":        "intercom-token-do-not-print",
+}
+
+// vendorEnvWithout is vendorEnv less the named variables.
+func vendorEnvWithout(names ...string) map[string]string {
+	m := make(map[string]string, len(vendorEnv))
+	for k, v := range vendorEnv {
+		if !slices.Contains(names, k) {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// noSecrets fails the test when s contains any value of vendorEnv.
+func noSecrets(t *testing.T, what, s string) {
+	t.Helper()
+	for name, v := range vendorEnv {
+		if strings.Contains(s, v) {
+			t.Errorf("%s contains the value of %s:\n%s", what, name, s)
+		}
+	}
+}
+
+// defaultCommon is a vendor connector's common block with nothing but the defaults that
+// do not depend on the vendor.
+func defaultCommon() config.Common {
+	w := defaultWebhook()
+	return config.Common{
+		Entities:       []string{"user"},
+		MaxConcurrency: 8,
+		Timeout:        config.Duration(30 * time.Second),
+		Retry:          w.Retry,
+		Circuit:        w.Circuit,
+	}
+}
+
+func TestLoadVendors(t *testing.T) {
+	cfg, err := config.Load(fixture("vendors_full.yaml"), env(vendorEnv))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if len(cfg.Customers) != 2 {
+		t.Fatalf("%d customers, want 2", len(cfg.Customers))
+	}
+
+	hubspot := config.HubSpot{Common: defaultCommon(), TokenEnv: "HUBSPOT_TOKEN", Token: vendorEnv["HUBSPOT_TOKEN"]}
+	hubspot.Enabled = true
+	hubspot.BaseURL = "https://api.hubapi.com"
+	hubspot.BatchSize = 100
+	hubspot.RateLimit = &config.RateLimit{Requests: 100, Per: config.Duration(10 * time.Second)}
+	hubspot.Mapping = map[string]map[string]string{"contact": {"email": "user.email", "firstname": "user.first_name"}}
+
+	salesforce := config.Salesforce{
+		Common:          defaultCommon(),
+		LoginURL:        "https://login.salesforce.com",
+		ClientIDEnv:     "SF_CLIENT_ID",
+		ClientSecretEnv: "SF_CLIENT_SECRET",
+		RefreshTokenEnv: "SF_REFRESH_TOKEN",
+		APIVersion:      "60.0",
+		Object:          "Contact",
+		ExternalIDField: "Synchub_User_Id__c",
+		ClientID:        vendorEnv["SF_CLIENT_ID"],
+		ClientSecret:    vendorEnv["SF_CLIENT_SECRET"],
+		RefreshToken:    vendorEnv["SF_REFRESH_TOKEN"],
+	}
+	salesforce.Enabled = true
+	salesforce.BatchSize = 200
+	salesforce.Mapping = map[string]map[string]string{"Contact": {"Email": "user.email"}}
+
+	marketo := config.Marketo{
+		Common:          defaultCommon(),
+		ClientIDEnv:     "MARKETO_CLIENT_ID",
+		ClientSecretEnv: "MARKETO_CLIENT_SECRET",
+		LookupField:     "email",
+		ClientID:        vendorEnv["MARKETO_CLIENT_ID"],
+		ClientSecret:    vendorEnv["MARKETO_CLIENT_SECRET"],
+	}
+	marketo.Enabled = true
+	marketo.BaseURL = "https://123-ABC-456.mktorest.com"
+	marketo.BatchSize = 300
+	marketo.RateLimit = &config.RateLimit{Requests: 100, Per: config.Duration(20 * time.Second)}
+
+	mailchimp := config.Mailchimp{
+		Common:      defaultCommon(),
+		APIKeyEnv:   "MAILCHIMP_API_KEY",
+		ListID:      "a1b2c3d4e5",
+		StatusIfNew: "subscribed",
+		APIKey:      vendorEnv["MAILCHIMP_API_KEY"],
+	}
+	mailchimp.Enabled = true
+	mailchimp.BaseURL = "https://us1.api.mailchimp.com"
+	mailchimp.BatchSize = 1
+	mailchimp.MaxConcurrency = 10
+
+	intercom := config.Intercom{Common: defaultCommon(), TokenEnv: "INTERCOM_TOKEN", Token: vendorEnv["INTERCOM_TOKEN"]}
+	intercom.Enabled = true
+	intercom.BaseURL = "https://api.intercom.io"
+	intercom.BatchSize = 1
+	intercom.Mapping = map[string]map[string]string{"contact": {"external_id": "user.id"}}
+
+	// The second customer overrides defaults: OAuth for HubSpot, and disabled
+	// connectors whose values are still checked and kept.
+	oauth := config.HubSpot{
+		Common:          defaultCommon(),
+		ClientIDEnv:     "HUBSPOT_CLIENT_ID",
+		ClientSecretEnv: "HUBSPOT_CLIENT_SECRET",
+		RefreshTokenEnv: "HUBSPOT_REFRESH_TOKEN",
+		ClientID:        vendorEnv["HUBSPOT_CLIENT_ID"],
+		ClientSecret:    vendorEnv["HUBSPOT_CLIENT_SECRET"],
+		RefreshToken:    vendorEnv["HUBSPOT_REFRESH_TOKEN"],
+	}
+	oauth.Enabled = true
+	oauth.BaseURL = "http://127.0.0.1:8001"
+	oauth.BatchSize = 10
+	oauth.RateLimit = &config.RateLimit{Requests: 5, Per: config.Duration(time.Second)}
+	oauth.MaxConcurrency = 2
+	oauth.Timeout = config.Duration(5 * time.Second)
+	oauth.Retry.MaxAttempts = 3
+	oauth.Circuit.Failures = 2
+
+	customObject := config.Salesforce{Common: defaultCommon(), LoginURL: "https://login.salesforce.com", APIVersion: "59.0", Object: "Member__c"}
+	customObject.BatchSize = 200
+	customObject.Mapping = map[string]map[string]string{"Member__c": {"Name": "user.name"}, "contact": {"Email": "user.email"}}
+
+	transactional := config.Mailchimp{Common: defaultCommon(), StatusIfNew: "transactional"}
+	transactional.BaseURL = "https://us1.api.mailchimp.com"
+	transactional.BatchSize = 1
+	transactional.MaxConcurrency = 10
+
+	tests := []struct {
+		name      string
+		got, want any
+	}{
+		{"customers[0] hubspot", cfg.Customers[0].Connectors.HubSpot, &hubspot},
+		{"customers[0] salesforce", cfg.Customers[0].Connectors.Salesforce, &salesforce},
+		{"customers[0] marketo", cfg.Customers[0].Connectors.Marketo, &marketo},
+		{"customers[0] mailchimp", cfg.Customers[0].Connectors.Mailchimp, &mailchimp},
+		{"customers[0] intercom", cfg.Customers[0].Connectors.Intercom, &intercom},
+		{"customers[0] webhook", cfg.Customers[0].Connectors.Webhook, (*config.Webhook)(nil)},
+		{"customers[0] enabled", cfg.Customers[0].Connectors.Enabled(), []string{"hubspot", "intercom", "mailchimp", "marketo", "salesforce"}},
+		{"customers[1] hubspot", cfg.Customers[1].Connectors.HubSpot, &oauth},
+		{"customers[1] salesforce", cfg.Customers[1].Connectors.Salesforce, &customObject},
+		{"customers[1] marketo", cfg.Customers[1].Connectors.Marketo, (*config.Marketo)(nil)},
+		{"customers[1] mailchimp", cfg.Customers[1].Connectors.Mailchimp, &transactional},
+		{"customers[1] enabled", cfg.Customers[1].Connectors.Enabled(), []string{"hubspot"}},
+	}
+	for _, tt := range tests {
+		if !reflect.DeepEqual(tt.got, tt.want) {
+			// Printing is redacted, so a mismatch in a secret alone shows as equal text.
+			t.Errorf("%s =\n  %v\nwant\n  %v", tt.name, tt.got, tt.want)
+		}
+	}
+	if ps := cfg.Validate(); len(ps) != 0 {
+		t.Errorf("Validate() of a loaded config = %v, want none", ps)
+	}
+}
+
+// TestVendorsDisabled checks that disabled connectors need no variables and resolve none.
+func TestVendorsDisabled(t *testing.T) {
+	cfg, err := config.Load(fixture("vendors_disabled.yaml"), env(vendorEnv))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	c := cfg.Customers[0].Connectors
+	if n := c.Enabled(); len(n) != 0 {
+		t.Errorf("Enabled() = %q, want none", n)
+	}
+	if c.HubSpot.Token != "" || c.Salesforce.ClientID != "" || c.Marketo.ClientID != "" || c.Mailchimp.APIKey != "" || c.Intercom.Token != "" {
+		t.Error("a disabled connector has a resolved secret")
+	}
+	if c.Salesforce.ExternalIDField != "" || c.Mailchimp.ListID != "" || c.Marketo.BaseURL != "" {
+		t.Error("required keys of disabled connectors got values")
+	}
+}
+
+func TestEnabledConnectors(t *testing.T) {
+	on := config.Common{Enabled: true}
+	tests := []struct {
+		name string
+		c    config.Connectors
+		want []string
+	}{
+		{"none", config.Connectors{}, nil},
+		{"disabled", config.Connectors{Webhook: &config.Webhook{}, HubSpot: &config.HubSpot{}}, nil},
+		{"sorted", config.Connectors{
+			Webhook:    &config.Webhook{Enabled: true},
+			Salesforce: &config.Salesforce{Common: on},
+			Intercom:   &config.Intercom{Common: on},
+			Marketo:    &config.Marketo{},
+		}, []string{"intercom", "salesforce", "webhook"}},
+	}
+	for _, tt := range tests {
+		if got := tt.c.Enabled(); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: Enabled() = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestVendorProblems(t *testing.T) {
+	const (
+		c0, c1, c2, c3 = "customers[0].connectors", "customers[1].connectors", "customers[2].connectors", "customers[3].connectors"
+		required       = "is required when the connector is enabled"
+		badURL         = "must be an absolute http or https URL"
+		oauthPartial   = "is required when token_env is not given: OAuth needs client_id_env, client_secret_env and refresh_token_env"
+	)
+	tests := []struct {
+		file string
+		env  map[string]string
+		want []config.Problem
+	}{
+		{"vendors_bad.yaml", vendorEnv, []config.Problem{
+			{Path: c0 + ".hubspot.token_env", Line: 6, Msg: "must not be combined with client_id_env, client_secret_env and refresh_token_env: give either a private app token or an OAuth app"},
+			{Path: c0 + ".hubspot.batch_size", Line: 10, Msg: "must be between 1 and 100, got 101"},
+			{Path: c0 + ".hubspot.mapping.company", Line: 12, Msg: `unknown object "company" (want "contact")`},
+			{Path: c0 + ".hubspot.mapping.contact.email", Line: 15, Msg: "expression must not be empty"},
+			// An absent required key gets the line of its connector.
+			{Path: c1 + ".salesforce.external_id_field", Line: 18, Msg: required + " (the external ID field holding the synchub user ID, like Synchub_User_Id__c)"},
+			{Path: c1 + ".salesforce.api_version", Line: 23, Msg: `must be a version like "60.0", got "60"`},
+			{Path: c1 + ".salesforce.batch_size", Line: 24, Msg: "must be between 1 and 200, got 0"},
+			{Path: c1 + ".salesforce.mapping.Lead", Line: 26, Msg: `unknown object "Lead" (want "Contact", "contact")`},
+			{Path: c2 + ".mailchimp.list_id", Line: 30, Msg: required},
+			{Path: c2 + ".mailchimp.status_if_new", Line: 33, Msg: `must be one of "subscribed", "pending", "unsubscribed", "cleaned", "transactional", got "active"`},
+			{Path: c2 + ".mailchimp.batch_size", Line: 34, Msg: "must be 1, the vendor's limit, got 2"},
+			{Path: c2 + ".mailchimp.max_concurrency", Line: 35, Msg: "must be between 1 and 10, got 11"},
+			// Written out empty, base_url does not take its default.
+			{Path: c2 + ".mailchimp.base_url", Line: 36, Msg: badURL},
+			{Path: c2 + ".marketo.base_url", Line: 37, Msg: required + " (each instance has its own, like https://123-ABC-456.mktorest.com)"},
+			{Path: c2 + ".marketo.rate_limit.requests", Line: 41, Msg: "must be at least 1, got 0"},
+			{Path: c2 + ".marketo.lookup_field", Line: 42, Msg: "must not be empty"},
+			{Path: c2 + ".intercom.token_env", Line: 43, Msg: required},
+			{Path: c2 + ".intercom.base_url", Line: 45, Msg: badURL},
+			{Path: c2 + ".intercom.entities[1]", Line: 46, Msg: `unknown entity "page" (want "user" or "campaign")`},
+			{Path: c2 + ".intercom.timeout", Line: 47, Msg: "must be positive, got 0s"},
+			{Path: c2 + ".intercom.retry.max_interval", Line: 48, Msg: "must be at least initial_interval (250ms), got 1ms"},
+			{Path: c3 + ".hubspot.client_secret_env", Line: 51, Msg: oauthPartial},
+			{Path: c3 + ".hubspot.refresh_token_env", Line: 51, Msg: oauthPartial},
+			// A secret pasted in place of a variable name is neither echoed nor looked up.
+			{Path: c3 + ".intercom.token_env", Line: 56, Msg: "must be the name of an environment variable (letters, digits and _, not starting with a digit)"},
+			{Path: c3 + ".intercom.mapping.contact.", Line: 59, Msg: "field name must not be empty"},
+			{Path: c3 + ".hubspot_v2", Line: 60, Msg: `unknown key "hubspot_v2"`},
+		}},
+		// Each missing variable is named; the required token_env of intercom is reported
+		// once, not again as a missing variable.
+		{"vendors_missing_env.yaml", vendorEnvWithout("HUBSPOT_TOKEN", "SF_CLIENT_SECRET", "MAILCHIMP_API_KEY"), []config.Problem{
+			{Path: c0 + ".hubspot.token_env", Line: 6, Msg: "environment variable HUBSPOT_TOKEN is not set"},
+			{Path: c0 + ".salesforce.client_secret_env", Line: 10, Msg: "environment variable SF_CLIENT_SECRET is not set"},
+			{Path: c0 + ".intercom.token_env", Line: 13, Msg: required},
+			{Path: c0 + ".mailchimp.api_key_env", Line: 17, Msg: "environment variable MAILCHIMP_API_KEY is not set"},
+		}},
+		{"vendors_missing_env.yaml", map[string]string{"HUBSPOT_TOKEN": "", "SF_CLIENT_ID": "x", "SF_CLIENT_SECRET": "x", "SF_REFRESH_TOKEN": "x", "MAILCHIMP_API_KEY": "x"}, []config.Problem{
+			{Path: c0 + ".hubspot.token_env", Line: 6, Msg: "environment variable HUBSPOT_TOKEN is empty"},
+			{Path: c0 + ".intercom.token_env", Line: 13, Msg: required},
+		}},
+		// Type errors inside the inline common block and the mapping keep their paths.
+		{"vendors_types.yaml", vendorEnv, []config.Problem{
+			{Path: c0 + ".hubspot.batch_size", Line: 5, Msg: `want an integer, got "2.5"`},
+			{Path: c0 + ".hubspot.max_concurrency", Line: 6, Msg: `want an integer, got "many"`},
+			{Path: c0 + ".hubspot.timeout", Line: 7, Msg: `invalid duration "10" (want a number with a unit, like 250ms, 10s or 2m)`},
+			{Path: c0 + ".hubspot.mapping.contact.email", Line: 10, Msg: "want a string, got a list"},
+			{Path: c0 + ".marketo.batch_size", Line: 11, Msg: `want an integer, got "lots"`},
+			{Path: c0 + ".marketo.client_id_env", Line: 11, Msg: "environment variable M_ID is not set"},
+			{Path: c0 + ".marketo.client_secret_env", Line: 11, Msg: "environment variable M_SECRET is not set"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			cerr, got := problems(t, fixture(tt.file), env(tt.env))
+			diffProblems(t, got, tt.want)
+			noSecrets(t, "error", cerr.Error())
+			if strings.Contains(cerr.Error(), "tok-secret-value") {
+				t.Errorf("error echoes a secret given as a variable name:\n%s", cerr)
+			}
+		})
+	}
+}
+
+// TestHubSpotAuth checks that exactly one of a private app token and the OAuth trio is
+// required when HubSpot is enabled, and that giving both is wrong even when disabled.
+func TestHubSpotAuth(t *testing.T) {
+	const (
+		head     = "customers:\n  - id: org_h\n    connectors:\n      hubspot:\n"
+		path     = "customers[0].connectors.hubspot"
+		token    = "        token_env: HUBSPOT_TOKEN\n"
+		trio     = "        client_id_env: HUBSPOT_CLIENT_ID\n        client_secret_env: HUBSPOT_CLIENT_SECRET\n        refresh_token_env: HUBSPOT_REFRESH_TOKEN\n"
+		enabled  = "        enabled: true\n"
+		both     = "must not be combined with client_id_env, client_secret_env and refresh_token_env: give either a private app token or an OAuth app"
+		neither  = "is required when the connector is enabled, unless client_id_env, client_secret_env and refresh_token_env are given"
+		oauthMsg = "is required when token_env is not given: OAuth needs client_id_env, client_secret_env and refresh_token_env"
+	)
+	tests := []struct {
+		name, yaml string
+		want       []config.Problem
+	}{
+		{"token", enabled + token, nil},
+		{"oauth", enabled + trio, nil},
+		{"both", enabled + token + trio, []config.Problem{{Path: path + ".token_env", Line: 6, Msg: both}}},
+		{"both disabled", token + trio, []config.Problem{{Path: path + ".token_env", Line: 5, Msg: both}}},
+		{"neither", enabled, []config.Problem{{Path: path + ".token_env", Line: 4, Msg: neither}}},
+		{"neither disabled", "        enabled: false\n", nil},
+		{"partial oauth", enabled + "        refresh_token_env: HUBSPOT_REFRESH_TOKEN\n", []config.Problem{
+			{Path: path + ".client_id_env", Line: 4, Msg: oauthMsg},
+			{Path: path + ".client_secret_env", Line: 4, Msg: oauthMsg},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := config.Parse([]byte(head+tt.yaml), env(vendorEnv))
+			var got []config.Problem
+			var cerr *config.Error
+			switch {
+			case errors.As(err, &cerr):
+				got = cerr.Problems
+				noSecrets(t, "error", cerr.Error())
+			case err != nil:
+				t.Fatalf("Parse: %v", err)
+			default:
+				h := cfg.Customers[0].Connectors.HubSpot
+				if h.Enabled && h.Token == "" && h.RefreshToken == "" {
+					t.Errorf("hubspot = %v, want its credentials resolved", h)
+				}
+			}
+			diffProblems(t, got, tt.want)
+		})
+	}
+}
+
+func TestVendorSecretsNotPrinted(t *testing.T) {
+	cfg, err := config.Load(fixture("vendors_full.yaml"), env(vendorEnv))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	c := cfg.Customers[0].Connectors
+	oauth := cfg.Customers[1].Connectors.HubSpot
+	values := []any{cfg, *cfg, cfg.Customers, c, &c,
+		c.HubSpot, *c.HubSpot, oauth, *oauth, c.Salesforce, *c.Salesforce, c.Marketo, *c.Marketo,
+		c.Mailchimp, *c.Mailchimp, c.Intercom, *c.Intercom}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		for _, v := range values {
+			noSecrets(t, fmt.Sprintf("Sprintf(%q, %T)", verb, v), fmt.Sprintf(verb, v))
+		}
+	}
+	for _, v := range []fmt.Stringer{c.HubSpot, oauth, c.Salesforce, c.Marketo, c.Mailchimp, c.Intercom} {
+		if got := v.String(); !strings.Contains(got, "[redacted]") {
+			t.Errorf("String() = %q, want redacted secrets", got)
+		}
+	}
+}

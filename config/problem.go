@@ -340,16 +340,31 @@ func goTypeAt(path string) reflect.Type {
 	return t
 }
 
+// fieldType returns the type of the field of t that key names, looking into inline
+// fields; for a map, every key names its element type.
 func fieldType(t reflect.Type, key string) reflect.Type {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if t.Kind() == reflect.Map {
+		return t.Elem()
 	}
 	if t.Kind() != reflect.Struct {
 		return nil
 	}
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); f.IsExported() && name == key && name != "-" {
+		if !f.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" && opts == "inline" {
+			if ft := fieldType(f.Type, key); ft != nil {
+				return ft
+			}
+			continue
+		}
+		if name == key && name != "-" {
 			return f.Type
 		}
 	}

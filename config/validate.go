@@ -124,6 +124,7 @@ func (v *validator) customer(i int, c *Customer, seen map[string]int) {
 	if c.Connectors.Webhook != nil {
 		v.webhook(p+".connectors.webhook", c.Connectors.Webhook)
 	}
+	v.vendors(p+".connectors", &c.Connectors)
 }
 
 // webhook checks everything that has a value even when the webhook is disabled, so that
@@ -142,40 +143,12 @@ func (v *validator) webhook(p string, w *Webhook) {
 		v.add(p+".secret_env", "is required when the webhook is enabled")
 	}
 
-	if len(w.Entities) == 0 {
-		v.add(p+".entities", "must list at least one of %q, %q", EntityUser, EntityCampaign)
-	}
-	seen := make(map[string]bool)
-	for i, e := range w.Entities {
-		ep := fmt.Sprintf("%s.entities[%d]", p, i)
-		switch {
-		case e != EntityUser && e != EntityCampaign:
-			v.add(ep, "unknown entity %q (want %q or %q)", e, EntityUser, EntityCampaign)
-		case seen[e]:
-			v.add(ep, "duplicate entity %q", e)
-		}
-		seen[e] = true
-	}
+	v.entities(p+".entities", w.Entities)
 
 	if w.Timeout <= 0 {
 		v.add(p+".timeout", "must be positive, got %s", w.Timeout)
 	}
-	r := w.Retry
-	if r.MaxAttempts < 1 {
-		v.add(p+".retry.max_attempts", "must be at least 1, got %d", r.MaxAttempts)
-	}
-	if r.InitialInterval <= 0 {
-		v.add(p+".retry.initial_interval", "must be positive, got %s", r.InitialInterval)
-	}
-	switch {
-	case r.MaxInterval <= 0:
-		v.add(p+".retry.max_interval", "must be positive, got %s", r.MaxInterval)
-	case r.MaxInterval < r.InitialInterval:
-		v.add(p+".retry.max_interval", "must be at least initial_interval (%s), got %s", r.InitialInterval, r.MaxInterval)
-	}
-	if r.MaxElapsed <= 0 {
-		v.add(p+".retry.max_elapsed", "must be positive, got %s", r.MaxElapsed)
-	}
+	v.retry(p+".retry", w.Retry)
 
 	if w.BatchSize < 1 || w.BatchSize > maxBatchSize {
 		v.add(p+".batch_size", "must be between 1 and %d, got %d", maxBatchSize, w.BatchSize)
@@ -186,11 +159,50 @@ func (v *validator) webhook(p string, w *Webhook) {
 	if w.MaxConcurrency < 1 || w.MaxConcurrency > maxConcurrency {
 		v.add(p+".max_concurrency", "must be between 1 and %d, got %d", maxConcurrency, w.MaxConcurrency)
 	}
-	if w.Circuit.Failures < 1 {
-		v.add(p+".circuit.failures", "must be at least 1, got %d", w.Circuit.Failures)
+	v.circuit(p+".circuit", w.Circuit)
+}
+
+func (v *validator) entities(p string, entities []string) {
+	if len(entities) == 0 {
+		v.add(p, "must list at least one of %q, %q", EntityUser, EntityCampaign)
 	}
-	if w.Circuit.OpenFor <= 0 {
-		v.add(p+".circuit.open_for", "must be positive, got %s", w.Circuit.OpenFor)
+	seen := make(map[string]bool)
+	for i, e := range entities {
+		ep := fmt.Sprintf("%s[%d]", p, i)
+		switch {
+		case e != EntityUser && e != EntityCampaign:
+			v.add(ep, "unknown entity %q (want %q or %q)", e, EntityUser, EntityCampaign)
+		case seen[e]:
+			v.add(ep, "duplicate entity %q", e)
+		}
+		seen[e] = true
+	}
+}
+
+func (v *validator) retry(p string, r Retry) {
+	if r.MaxAttempts < 1 {
+		v.add(p+".max_attempts", "must be at least 1, got %d", r.MaxAttempts)
+	}
+	if r.InitialInterval <= 0 {
+		v.add(p+".initial_interval", "must be positive, got %s", r.InitialInterval)
+	}
+	switch {
+	case r.MaxInterval <= 0:
+		v.add(p+".max_interval", "must be positive, got %s", r.MaxInterval)
+	case r.MaxInterval < r.InitialInterval:
+		v.add(p+".max_interval", "must be at least initial_interval (%s), got %s", r.InitialInterval, r.MaxInterval)
+	}
+	if r.MaxElapsed <= 0 {
+		v.add(p+".max_elapsed", "must be positive, got %s", r.MaxElapsed)
+	}
+}
+
+func (v *validator) circuit(p string, c Circuit) {
+	if c.Failures < 1 {
+		v.add(p+".failures", "must be at least 1, got %d", c.Failures)
+	}
+	if c.OpenFor <= 0 {
+		v.add(p+".open_for", "must be positive, got %s", c.OpenFor)
 	}
 }
 
