@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -55,13 +56,18 @@ type Hub struct {
 	pub           message.Publisher
 	subs          []message.Subscriber
 	closers       []func()
-	webhook       *dispatch.Stage
 	webhookClient *webhook.Client
+	metrics       *dispatch.Metrics
+	deps          Deps
+	wlog          watermill.LoggerAdapter
+
+	mu     sync.Mutex
+	stages map[string]*dispatch.Stage
 }
 
 // Topics are the topics the hub creates at start.
 func Topics() []kafka.TopicSpec {
-	return kafka.HubTopics([]string{aggregate.EntityUser}, []string{dispatch.ConnectorWebhook})
+	return kafka.HubTopics([]string{aggregate.EntityUser}, append([]string{dispatch.ConnectorWebhook}, VendorConnectors()...))
 }
 
 // New creates the topics and builds the router. Run it with Run.
@@ -74,7 +80,7 @@ func New(d Deps) (*Hub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to Kafka at %v: %w", d.Brokers, err)
 	}
-	h := &Hub{client: client}
+	h := &Hub{client: client, deps: d, wlog: wlog, stages: map[string]*dispatch.Stage{}}
 	if err := h.build(d, wlog); err != nil {
 		return nil, errors.Join(err, h.Close())
 	}
@@ -103,7 +109,7 @@ func (h *Hub) build(d Deps, wlog watermill.LoggerAdapter) error {
 	if err := h.addAggregate(d, wlog); err != nil {
 		return err
 	}
-	return h.addWebhook(d, wlog)
+	return h.addConnectors()
 }
 
 func (h *Hub) addAggregate(d Deps, wlog watermill.LoggerAdapter) error {
@@ -168,52 +174,103 @@ func webhookRoutes(cfg *config.Config, client dispatch.Deliverer) (map[string]di
 	return routes, nil
 }
 
-func (h *Hub) addWebhook(d Deps, wlog watermill.LoggerAdapter) error {
-	h.webhookClient = webhook.NewClient(d.Logger.Named("webhook"))
-	routes, err := webhookRoutes(d.Config, h.webhookClient)
+// routes builds every connector's routes for cfg, all or nothing.
+func (h *Hub) routes(cfg *config.Config) (map[string]map[string]dispatch.Route, error) {
+	all := map[string]map[string]dispatch.Route{}
+	web, err := webhookRoutes(cfg, h.webhookClient)
+	if err != nil {
+		return nil, err
+	}
+	all[dispatch.ConnectorWebhook] = web
+	for _, name := range VendorConnectors() {
+		r, err := vendorRoutes(cfg, name, h.deps.Logger)
+		if err != nil {
+			return nil, err
+		}
+		all[name] = r
+	}
+	return all, nil
+}
+
+func (h *Hub) addConnectors() error {
+	h.webhookClient = webhook.NewClient(h.deps.Logger.Named("webhook"))
+	metrics, err := dispatch.NewMetrics(h.deps.Registry)
 	if err != nil {
 		return err
 	}
-	dc := d.Config.Dispatch
-	metrics, err := dispatch.NewMetrics(d.Registry)
+	h.metrics = metrics
+	all, err := h.routes(h.deps.Config)
 	if err != nil {
 		return err
 	}
-	stage := dispatch.NewStage(dispatch.ConnectorWebhook, routes, dc.Linger.D(), metrics)
-	h.webhook = stage
-	h.closers = append(h.closers, stage.Close)
+	for name, routes := range all {
+		if name == dispatch.ConnectorWebhook || len(routes) > 0 {
+			if err := h.addStage(name, routes); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// addStage adds the connector stage of name: its own consumer group on the
+// entity topic, its lanes per customer and its dead-letter topic. A stage
+// exists once some customer enables its connector.
+func (h *Hub) addStage(name string, routes map[string]dispatch.Route) error {
+	d, dc := h.deps, h.deps.Config.Dispatch
+	stage := dispatch.NewStage(name, routes, dc.Linger.D(), h.metrics)
 	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
-		Brokers: d.Brokers, Group: groupConnector + dispatch.ConnectorWebhook, ClientID: "synchub-webhook",
+		Brokers: d.Brokers, Group: groupConnector + name, ClientID: "synchub-" + name,
 		NackResendSleep:    d.NackResendSleep,
 		MaxInFlight:        dc.MaxInFlight,
 		MaxInFlightPerLane: dc.MaxInFlightPerCustomer,
 		MaxPending:         dc.MaxPending,
 		LaneHeader:         kafka.HeaderOrganizationID,
 		Coalesce:           dc.CoalesceEnabled(),
-	}, wlog)
+	}, h.wlog)
 	if err != nil {
 		return err
+	}
+	mws, err := ConnectorMiddlewares(name, h.pub, d.Now)
+	if err != nil {
+		return errors.Join(err, sub.Close())
 	}
 	h.subs = append(h.subs, sub)
-	mws, err := ConnectorMiddlewares(dispatch.ConnectorWebhook, h.pub, d.Now)
-	if err != nil {
-		return err
-	}
-	handler := h.Router.AddConsumerHandler("connector.webhook.user", kafka.EntityTopic(aggregate.EntityUser), sub, stage.Handle)
+	h.closers = append(h.closers, stage.Close)
+	handler := h.Router.AddConsumerHandler("connector."+name+".user", kafka.EntityTopic(aggregate.EntityUser), sub, stage.Handle)
 	handler.AddMiddleware(mws...)
+	h.stages[name] = stage
 	return nil
 }
 
 // Reconfigure applies the customer part of cfg to the running hub: which
-// customers have which connectors, and their settings. It applies all of
-// it or, on an error, none. Kafka, HTTP and dispatch settings take effect
-// at the next start.
+// customers have which connectors, their settings and mappings. It applies
+// all of it or, on an error, none. A connector no customer had at start
+// gets its stage now. Kafka, HTTP and dispatch settings take effect at the
+// next start.
 func (h *Hub) Reconfigure(cfg *config.Config) error {
-	routes, err := webhookRoutes(cfg, h.webhookClient)
+	all, err := h.routes(cfg)
 	if err != nil {
 		return err
 	}
-	h.webhook.SetRoutes(routes)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	added := false
+	for name, routes := range all {
+		if stage, ok := h.stages[name]; ok {
+			stage.SetRoutes(routes)
+			continue
+		}
+		if len(routes) > 0 {
+			if err := h.addStage(name, routes); err != nil {
+				return err
+			}
+			added = true
+		}
+	}
+	if added {
+		return h.Router.RunHandlers(context.Background())
+	}
 	return nil
 }
 
