@@ -219,6 +219,11 @@ func (h *Hub) addConnectors() error {
 func (h *Hub) addStage(name string, routes map[string]dispatch.Route) error {
 	d, dc := h.deps, h.deps.Config.Dispatch
 	stage := dispatch.NewStage(name, routes, dc.Linger.D(), h.metrics)
+	log := d.Logger.Named(name)
+	stage.OnCircuit = func(customer, from, to string) {
+		log.Warn("circuit "+to, zap.String("customer", customer), zap.String("from", from),
+			zap.String("meaning", map[string]string{"open": "endpoint down: records held, probing", "half-open": "probing", "closed": "endpoint answering: delivering"}[to]))
+	}
 	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
 		Brokers: d.Brokers, Group: groupConnector + name, ClientID: "synchub-" + name,
 		NackResendSleep:    d.NackResendSleep,

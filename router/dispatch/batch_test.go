@@ -57,7 +57,7 @@ func (r *recorder) all() [][]string {
 func newTestPair(d Deliverer, batchSize int, linger time.Duration) *pair {
 	return &pair{
 		route: Route{Target: WebhookTarget{Client: d}, BatchSize: batchSize}, entityType: "user",
-		gate:   newGate("t", nil, Circuit{Failures: 100, OpenFor: time.Second}, realClock{}),
+		gate:   newGate("t", nil, Circuit{Failures: 100, OpenFor: time.Second}, realClock{}, nil),
 		linger: linger, sem: make(chan struct{}, 4), ctx: context.Background(),
 		requests: func(int) {}, delivered: map[string]int64{},
 	}

@@ -71,13 +71,18 @@ func (realClock) Sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func newGate(name string, rl *RateLimit, c Circuit, clk clock) *gate {
+func newGate(name string, rl *RateLimit, c Circuit, clk clock, onChange func(from, to string)) *gate {
 	g := &gate{clock: clk, poll: max(min(c.OpenFor/10, 100*time.Millisecond), time.Millisecond)}
 	g.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        name,
 		MaxRequests: 1,
 		Timeout:     c.OpenFor,
 		ReadyToTrip: func(counts gobreaker.Counts) bool { return counts.ConsecutiveFailures >= uint32(max(c.Failures, 1)) },
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			if onChange != nil {
+				onChange(from.String(), to.String())
+			}
+		},
 	})
 	if rl != nil {
 		// A burst of one spaces requests evenly, so no window of Per holds

@@ -63,7 +63,7 @@ func TestGateRateLimit(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := newFakeClock()
-			g := newGate("t", &tc.limit, Circuit{Failures: 5, OpenFor: time.Second}, clk)
+			g := newGate("t", &tc.limit, Circuit{Failures: 5, OpenFor: time.Second}, clk, nil)
 			var at []time.Time
 			for range tc.attempts {
 				a := g.forDelivery()
@@ -88,7 +88,7 @@ func TestGateRateLimit(t *testing.T) {
 
 func TestGateSlowsDownOn429AndHonoursRetryAfter(t *testing.T) {
 	clk := newFakeClock()
-	g := newGate("t", &RateLimit{Requests: 10, Per: time.Second}, Circuit{Failures: 5, OpenFor: time.Second}, clk)
+	g := newGate("t", &RateLimit{Requests: 10, Per: time.Second}, Circuit{Failures: 5, OpenFor: time.Second}, clk, nil)
 	a := g.forDelivery()
 	if err := a.Wait(context.Background()); err != nil {
 		t.Fatal(err)
@@ -111,7 +111,7 @@ func TestGateSlowsDownOn429AndHonoursRetryAfter(t *testing.T) {
 }
 
 func TestGateCircuitOpensHoldsAndProbes(t *testing.T) {
-	g := newGate("t", nil, Circuit{Failures: 3, OpenFor: 30 * time.Millisecond}, realClock{})
+	g := newGate("t", nil, Circuit{Failures: 3, OpenFor: 30 * time.Millisecond}, realClock{}, nil)
 	fail := func() {
 		a := g.forDelivery()
 		if err := a.Wait(context.Background()); err != nil {

@@ -76,6 +76,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // Stage routes entity snapshots to one connector of their customers.
 type Stage struct {
 	connector string
+	// OnCircuit, when set, hears every circuit state change of a customer.
+	OnCircuit func(customer, from, to string)
 	routes    atomic.Pointer[map[string]Route]
 	linger    time.Duration
 	clock     clock
@@ -172,7 +174,11 @@ func (s *Stage) pair(org, entityType string, route Route) *pair {
 		requests := s.metrics.requests.WithLabelValues(s.connector, org)
 		p = &pair{
 			route: route, entityType: entityType,
-			gate:   newGate(s.connector+"/"+org, route.RateLimit, route.Circuit, s.clock),
+			gate: newGate(s.connector+"/"+org, route.RateLimit, route.Circuit, s.clock, func(from, to string) {
+				if s.OnCircuit != nil {
+					s.OnCircuit(org, from, to)
+				}
+			}),
 			linger: s.linger, sem: make(chan struct{}, max(route.MaxConcurrency, 1)), ctx: s.ctx,
 			requests:  func(n int) { requests.Add(float64(n)) },
 			delivered: map[string]int64{},
