@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 
 	"go.uber.org/zap"
@@ -15,6 +16,7 @@ import (
 	"github.com/synchub/synchub/connectors/mailchimp"
 	"github.com/synchub/synchub/connectors/marketo"
 	"github.com/synchub/synchub/connectors/salesforce"
+	"github.com/synchub/synchub/connectors/webhook"
 	"github.com/synchub/synchub/mapping"
 	"github.com/synchub/synchub/router/aggregate"
 	"github.com/synchub/synchub/router/dispatch"
@@ -160,4 +162,37 @@ func sampleEntity() (map[string]any, error) {
 		return nil, fmt.Errorf("sample user: %w", err)
 	}
 	return m, nil
+}
+
+// Route builds one customer's route of one connector (webhook or a vendor)
+// exactly as the hub does: the client, and for a vendor the mapping
+// compiled from the connector's defaults and the customer's overrides. It
+// fails if the customer is unknown or does not have the connector enabled.
+func Route(cfg *config.Config, customer, connector string, log *zap.Logger) (dispatch.Route, error) {
+	i := slices.IndexFunc(cfg.Customers, func(c config.Customer) bool { return c.ID == customer })
+	if i < 0 {
+		return dispatch.Route{}, fmt.Errorf("unknown customer %q", customer)
+	}
+	one := *cfg
+	one.Customers = cfg.Customers[i : i+1]
+	var (
+		routes map[string]dispatch.Route
+		err    error
+	)
+	switch {
+	case connector == dispatch.ConnectorWebhook:
+		routes, err = webhookRoutes(&one, webhook.NewClient(log.Named("webhook")))
+	case slices.Contains(VendorConnectors(), connector):
+		routes, err = vendorRoutes(&one, connector, log)
+	default:
+		return dispatch.Route{}, fmt.Errorf("unknown connector %q (want webhook or one of %s)", connector, strings.Join(VendorConnectors(), ", "))
+	}
+	if err != nil {
+		return dispatch.Route{}, err
+	}
+	r, ok := routes[customer]
+	if !ok {
+		return dispatch.Route{}, fmt.Errorf("customer %s does not have connector %s enabled", customer, connector)
+	}
+	return r, nil
 }

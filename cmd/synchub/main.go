@@ -30,6 +30,12 @@ const usage = `synchub — integration sync hub
 Usage:
   synchub run [--config FILE]              run the hub (default config: configs/synchub.yaml)
   synchub config validate [--config FILE]  check a config file and report every problem
+  synchub sandbox [--listen ADDR] [--port N]
+                                           run every vendor's fake and a webhook receiver on
+                                           fixed local ports, for configs/sandbox.yaml
+  synchub mapping test --config FILE --customer ID --connector NAME --entity FILE [--out -]
+                                           print the request a customer's connector would
+                                           send for an entity snapshot
   synchub version                          print the version
 
 Run 'synchub COMMAND --help' for a command's flags.
@@ -53,6 +59,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdRun(ctx, args[1:], stderr)
 	case "config":
 		err = cmdConfig(args[1:], stdout, stderr)
+	case "sandbox":
+		err = cmdSandbox(ctx, args[1:], stdout, stderr)
+	case "mapping":
+		err = cmdMapping(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "synchub", version)
 	case "-h", "--help", "help":
