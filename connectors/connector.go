@@ -25,6 +25,9 @@ type Gate interface {
 	Wait(ctx context.Context) error
 	// Done reports an attempt's outcome: the HTTP status (0 if none), the
 	// delay the vendor asked for (0 if none) and the transport error if any.
+	// A vendor's own throttle signal (Marketo 606/615/607, Salesforce 403
+	// REQUEST_LIMIT_EXCEEDED) is reported as 429, and its own transient
+	// failure codes as 503, so the stage slows or trips the pair alike.
 	Done(status int, retryAfter time.Duration, err error)
 }
 

@@ -413,6 +413,10 @@ func (d *call) checkRetry(ctx context.Context, resp *http.Response, err error) (
 			}
 			why := fmt.Sprintf("Marketo error %s: %s", ae.Code, ae.Message)
 			d.failed(now, code, why)
+			// The gate hears Marketo's own signals in HTTP terms: a throttle
+			// or quota code as 429 (the pair slows down and pauses for the
+			// wait), a transient failure as 503 (it counts toward the circuit).
+			gateStatus := http.StatusServiceUnavailable
 			switch ae.Code {
 			case "601", "602":
 				d.release(code, 0, nil)
@@ -428,15 +432,17 @@ func (d *call) checkRetry(ctx context.Context, resp *http.Response, err error) (
 				return true, nil
 			case "606", "615":
 				asked, hasAsked = max(d.c.cfg.ThrottleBackoff, d.backoff()), true
+				gateStatus = http.StatusTooManyRequests
 			case "607":
 				asked, hasAsked = untilQuotaReset(now), true
+				gateStatus = http.StatusTooManyRequests
 			case "604", "608", "611", "614", "713", "719":
 			default:
 				d.release(code, 0, nil)
 				d.permanent = fmt.Errorf("marketo: %s", why)
 				return false, nil
 			}
-			d.release(code, asked, nil)
+			d.release(gateStatus, asked, nil)
 		case retryableStatus(code):
 			if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable || code == http.StatusRequestTimeout {
 				asked, hasAsked = parseRetryAfter(resp.Header.Get("Retry-After"), now)

@@ -304,3 +304,19 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// Marketo's throttle code arrives in an HTTP 200; the gate must hear it as
+// a 429 so the dispatch stage slows the pair down.
+func TestThrottleReachesTheGateAsA429(t *testing.T) {
+	f, c := newPair(t, func(cfg *marketo.Config) { cfg.ThrottleBackoff = time.Millisecond })
+	f.ThrottleNext(1)
+	g := &countingGate{}
+	for _, err := range c.Upsert(context.Background(), g, samples(2)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fmt.Sprint(g.statuses) != "[429 200]" {
+		t.Errorf("gate heard %v, want [429 200]", g.statuses)
+	}
+}

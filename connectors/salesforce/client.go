@@ -258,7 +258,12 @@ func (u *upsert) batch(ctx context.Context, idx []int) {
 		u.deadline = u.deadline.Add(time.Since(held))
 		attempts++
 		res, a := u.send(ctx, sess, idx)
-		u.gate.Done(a.status, a.retryAfter, a.err)
+		gateStatus := a.status
+		if a.status == http.StatusForbidden && a.code == "REQUEST_LIMIT_EXCEEDED" {
+			// Salesforce's throttle signal: the gate slows the pair as for a 429.
+			gateStatus = http.StatusTooManyRequests
+		}
+		u.gate.Done(gateStatus, a.retryAfter, a.err)
 		last = a
 		if ctx.Err() != nil {
 			u.interrupted(ctx.Err(), idx, attempts)

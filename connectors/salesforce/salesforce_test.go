@@ -311,7 +311,8 @@ func TestGateSeesEveryAttempt(t *testing.T) {
 	if g.waits.Load() != 3 || g.dones.Load() != 3 || int(g.waits.Load()) != f.Requests() {
 		t.Errorf("waits %d dones %d requests %d", g.waits.Load(), g.dones.Load(), f.Requests())
 	}
-	if fmt.Sprint(g.statuses) != "[503 403 200]" {
+	// The throttle (403 REQUEST_LIMIT_EXCEEDED) reaches the gate as a 429.
+	if fmt.Sprint(g.statuses) != "[503 429 200]" {
 		t.Errorf("statuses %v", g.statuses)
 	}
 }
