@@ -10,19 +10,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"go.uber.org/zap"
 
 	"github.com/synchub/synchub/connectors"
+	"github.com/synchub/synchub/connectors/attempt"
 	"github.com/synchub/synchub/retry"
 )
 
@@ -195,8 +194,8 @@ func (c *Client) sendBatch(ctx context.Context, gate connectors.Gate, recs []con
 	p := c.cfg.Policy
 	bctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	b := startBudget(p.MaxElapsed, func() { cancel(errElapsed) })
-	defer b.timer.Stop()
+	b := attempt.StartBudget(p.MaxElapsed, func() { cancel(errElapsed) })
+	defer b.Stop()
 	s := &send{c: c, gate: gate, budget: b, log: c.log.With(zap.Int("batch_size", len(idx)))}
 
 	pending := append([]int(nil), idx...)
@@ -256,7 +255,7 @@ func (c *Client) sendBatch(ctx context.Context, gate connectors.Gate, recs []con
 			return // out already holds Exhausted for them
 		}
 		wait := s.backoff()
-		if time.Now().Add(wait).After(b.deadline) {
+		if time.Now().Add(wait).After(b.Deadline()) {
 			return
 		}
 		t := time.NewTimer(wait)
@@ -355,7 +354,7 @@ var (
 type send struct {
 	c      *Client
 	gate   connectors.Gate
-	budget *budget
+	budget *attempt.Budget
 	log    *zap.Logger
 
 	attempts      int
@@ -388,14 +387,14 @@ func (s *send) fail(class retry.Class, status int, err error) *retry.Error {
 // stopped, then readies the token: after the hold, so a long hold cannot
 // outlive it.
 func (s *send) admit(ctx context.Context, h http.Header) error {
-	if !s.budget.pause() {
+	if !s.budget.Pause() {
 		return errElapsed
 	}
 	err := ctx.Err()
 	if err == nil {
 		err = s.gate.Wait(ctx)
 	}
-	s.budget.resume()
+	s.budget.Resume()
 	if err != nil {
 		s.gateErr = err
 		return err
@@ -538,7 +537,7 @@ func (s *send) checkRetry(ctx context.Context, resp *http.Response, err error) (
 		wait = asked
 	}
 	s.wait = wait
-	if now.Add(wait).After(s.budget.deadline) {
+	if now.Add(wait).After(s.budget.Deadline()) {
 		return false, errNoTime
 	}
 	s.log.Debug("hubspot attempt failed, retrying", zap.Int("attempt", s.attempts),
@@ -548,14 +547,7 @@ func (s *send) checkRetry(ctx context.Context, resp *http.Response, err error) (
 
 // backoff: InitialInterval doubling per attempt up to MaxInterval, equal jitter.
 func (s *send) backoff() time.Duration {
-	p := s.c.cfg.Policy
-	b := p.InitialInterval
-	for i := 1; i < s.attempts && b < p.MaxInterval; i++ {
-		b *= 2
-	}
-	b = min(b, p.MaxInterval)
-	half := b / 2
-	return half + rand.N(b-half+1)
+	return attempt.Backoff(s.c.cfg.Policy, s.attempts)
 }
 
 // outcome turns what go-retryablehttp returned into do's result.
@@ -573,7 +565,7 @@ func (s *send) outcome(ctx, bctx context.Context, resp *http.Response, err error
 	if cerr := ctx.Err(); cerr != nil {
 		return 0, nil, fmt.Errorf("hubspot: upsert interrupted after %d attempt(s): %w", s.attempts, cerr)
 	}
-	if s.gateErr != nil && !s.budget.out.Load() {
+	if s.gateErr != nil && !s.budget.Out() {
 		return 0, nil, fmt.Errorf("hubspot: gate refused attempt %d: %w", s.attempts+1, s.gateErr)
 	}
 	if s.tokenErr != nil {
@@ -590,7 +582,7 @@ func (s *send) outcome(ctx, bctx context.Context, resp *http.Response, err error
 	switch {
 	case errors.Is(err, errNoTime):
 		why = fmt.Sprintf("next attempt (in %s) would pass the max elapsed time %s", s.wait, s.c.cfg.Policy.MaxElapsed)
-	case bctx.Err() != nil || s.budget.out.Load():
+	case bctx.Err() != nil || s.budget.Out():
 		why = fmt.Sprintf("max elapsed time %s reached", s.c.cfg.Policy.MaxElapsed)
 	default:
 		why = fmt.Sprintf("all %d attempt(s) failed", s.attempts)
@@ -653,21 +645,7 @@ func askedWait(resp *http.Response, now time.Time, maxWindow time.Duration) (tim
 }
 
 func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 || secs > int64(24*time.Hour/time.Second) {
-			return 0, false
-		}
-		return time.Duration(secs) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return max(t.Sub(now), 0), true
+	return attempt.ParseRetryAfter(v, now, 24*time.Hour)
 }
 
 // redact drops the URL from a *url.Error: only the operation and cause
@@ -684,35 +662,4 @@ func redact(err error) error {
 func drain(body io.ReadCloser) {
 	_, _ = io.CopyN(io.Discard, body, drainLimit)
 	_ = body.Close()
-}
-
-// budget is a request's MaxElapsed: a timer cutting the request when it
-// runs out, stopped while the gate holds the request.
-type budget struct {
-	deadline time.Time
-	timer    *time.Timer
-	out      atomic.Bool
-	heldAt   time.Time
-}
-
-func startBudget(d time.Duration, expire func()) *budget {
-	b := &budget{deadline: time.Now().Add(d)}
-	b.timer = time.AfterFunc(d, func() {
-		b.out.Store(true)
-		expire()
-	})
-	return b
-}
-
-func (b *budget) pause() bool {
-	if !b.timer.Stop() {
-		return false
-	}
-	b.heldAt = time.Now()
-	return true
-}
-
-func (b *budget) resume() {
-	b.deadline = b.deadline.Add(time.Since(b.heldAt))
-	b.timer.Reset(time.Until(b.deadline))
 }

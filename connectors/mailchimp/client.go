@@ -19,7 +19,6 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -34,6 +33,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/synchub/synchub/connectors"
+	"github.com/synchub/synchub/connectors/attempt"
 )
 
 const (
@@ -250,20 +250,13 @@ func retryable(status int, header http.Header) bool {
 	return false
 }
 
-func success(code int) bool { return code >= 200 && code < 300 }
+func success(code int) bool { return attempt.Success(code) }
 
 func basicAuth(user, pass string) string {
 	r := &http.Request{Header: http.Header{}}
 	r.SetBasicAuth(user, pass)
 	return strings.TrimPrefix(r.Header.Get("Authorization"), "Basic ")
 }
-
-// sharedPool hides the pool's CloseIdleConnections from go-retryablehttp,
-// which calls it after every failed request: one failing record would
-// drop the idle connections of the nine others in flight.
-type sharedPool struct{ t *http.Transport }
-
-func (s sharedPool) RoundTrip(r *http.Request) (*http.Response, error) { return s.t.RoundTrip(r) }
 
 // readBody replaces resp.Body by its first bodyLimit bytes, so it can be
 // quoted after go-retryablehttp drained the original, and frees the
@@ -280,24 +273,7 @@ func drain(body io.ReadCloser) {
 	_ = body.Close()
 }
 
-// parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP
-// date (a past date means 0). Negative or unparsable values are ignored.
+// parseRetryAfter reads a Retry-After value of at most a day.
 func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 || secs > int64(24*time.Hour/time.Second) {
-			return 0, false
-		}
-		return time.Duration(secs) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return max(t.Sub(now), 0), true
+	return attempt.ParseRetryAfter(v, now, 24*time.Hour)
 }
-
-var errNotSent = errors.New("attempt not sent")

@@ -15,20 +15,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"go.uber.org/zap"
 
 	"github.com/synchub/synchub/connectors"
+	"github.com/synchub/synchub/connectors/attempt"
 	"github.com/synchub/synchub/retry"
 )
 
@@ -243,8 +242,8 @@ func (c *Client) send(ctx context.Context, gate connectors.Gate, raws []json.Raw
 	p := c.cfg.Policy
 	dctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	b := startBudget(p.MaxElapsed, func() { cancel(errElapsed) })
-	defer b.timer.Stop()
+	b := attempt.StartBudget(p.MaxElapsed, func() { cancel(errElapsed) })
+	defer b.Stop()
 	d := &call{c: c, p: p, gate: gate, budget: b, log: c.log.With(zap.Int("batch_size", len(raws)))}
 
 	req, err := retryablehttp.NewRequestWithContext(dctx, http.MethodPost, c.cfg.BaseURL+"/rest/v1/leads.json", body)
@@ -305,7 +304,7 @@ type call struct {
 	c      *Client
 	p      connectors.Policy
 	gate   connectors.Gate
-	budget *budget
+	budget *attempt.Budget
 	log    *zap.Logger
 
 	attempts      int
@@ -340,14 +339,14 @@ func (d *call) prepare(ctx context.Context, h http.Header) error {
 	d.staleToken = false
 	d.token = tok
 	h.Set("Authorization", "Bearer "+tok)
-	if !d.budget.pause() {
+	if !d.budget.Pause() {
 		return errElapsed
 	}
 	err = ctx.Err()
 	if err == nil {
 		err = d.gate.Wait(ctx)
 	}
-	d.budget.resume()
+	d.budget.Resume()
 	if err != nil {
 		d.gateErr = err
 		return err
@@ -468,7 +467,7 @@ func (d *call) checkRetry(ctx context.Context, resp *http.Response, err error) (
 		wait = asked
 	}
 	d.wait = wait
-	if now.Add(wait).After(d.budget.deadline) {
+	if now.Add(wait).After(d.budget.Deadline()) {
 		return false, errNoTime
 	}
 	d.log.Debug("marketo attempt failed, retrying", zap.Int("attempt", d.attempts),
@@ -479,13 +478,7 @@ func (d *call) checkRetry(ctx context.Context, resp *http.Response, err error) (
 // backoff is the exponential wait after the d.attempts-th failure, with
 // equal jitter.
 func (d *call) backoff() time.Duration {
-	b := d.p.InitialInterval
-	for i := 1; i < d.attempts && b < d.p.MaxInterval; i++ {
-		b *= 2
-	}
-	b = min(b, d.p.MaxInterval)
-	half := b / 2
-	return half + rand.N(b-half+1)
+	return attempt.Backoff(d.p, d.attempts)
 }
 
 // outcome turns what go-retryablehttp returned into the call's error for
@@ -500,10 +493,10 @@ func (d *call) outcome(ctx, dctx context.Context, resp *http.Response, err error
 	if cerr := ctx.Err(); cerr != nil {
 		return fmt.Errorf("marketo: call to %s interrupted after %d attempt(s): %w", d.c.safeURL, d.attempts, cerr)
 	}
-	if d.tokenErr != nil && !d.budget.out.Load() {
+	if d.tokenErr != nil && !d.budget.Out() {
 		return d.tokenErr
 	}
-	if d.gateErr != nil && !d.budget.out.Load() {
+	if d.gateErr != nil && !d.budget.Out() {
 		return fmt.Errorf("marketo: gate refused attempt %d: %w", d.attempts+1, d.gateErr)
 	}
 	if d.permanent != nil {
@@ -514,7 +507,7 @@ func (d *call) outcome(ctx, dctx context.Context, resp *http.Response, err error
 	switch {
 	case errors.Is(err, errNoTime):
 		why = fmt.Sprintf("next attempt (in %s) would pass the max elapsed time %s", d.wait, d.p.MaxElapsed)
-	case dctx.Err() != nil || d.budget.out.Load():
+	case dctx.Err() != nil || d.budget.Out():
 		why = fmt.Sprintf("max elapsed time %s reached", d.p.MaxElapsed)
 	default:
 		why = fmt.Sprintf("all %d attempt(s) failed", d.p.MaxAttempts)
@@ -585,21 +578,7 @@ func retryableStatus(code int) bool {
 }
 
 func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 || secs > int64(365*24*time.Hour/time.Second) {
-			return 0, false
-		}
-		return time.Duration(secs) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return max(t.Sub(now), 0), true
+	return attempt.ParseRetryAfter(v, now, 365*24*time.Hour)
 }
 
 func readSnippet(body io.Reader) string {
@@ -620,35 +599,4 @@ func quoteSnippet(s string) string {
 func drain(body io.ReadCloser) {
 	_, _ = io.CopyN(io.Discard, body, drainLimit)
 	_ = body.Close()
-}
-
-// budget is a call's MaxElapsed: a timer that cuts the call when it runs
-// out, stopped while the gate holds the call.
-type budget struct {
-	deadline time.Time
-	timer    *time.Timer
-	out      atomic.Bool
-	heldAt   time.Time
-}
-
-func startBudget(d time.Duration, expire func()) *budget {
-	b := &budget{deadline: time.Now().Add(d)}
-	b.timer = time.AfterFunc(d, func() {
-		b.out.Store(true)
-		expire()
-	})
-	return b
-}
-
-func (b *budget) pause() bool {
-	if !b.timer.Stop() {
-		return false
-	}
-	b.heldAt = time.Now()
-	return true
-}
-
-func (b *budget) resume() {
-	b.deadline = b.deadline.Add(time.Since(b.heldAt))
-	b.timer.Reset(time.Until(b.deadline))
 }

@@ -26,18 +26,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"go.uber.org/zap"
 
+	"github.com/synchub/synchub/connectors"
+	"github.com/synchub/synchub/connectors/attempt"
 	"github.com/synchub/synchub/retry"
 )
 
@@ -147,13 +147,6 @@ func NewClient(logger *zap.Logger) *Client {
 
 // CloseIdleConnections closes the pool's idle connections (at shutdown).
 func (c *Client) CloseIdleConnections() { c.pool.CloseIdleConnections() }
-
-// sharedPool hides the pool's CloseIdleConnections from go-retryablehttp,
-// which calls it after every failed delivery: on a pool shared by all
-// customers, one failing endpoint would drop everyone's idle connections.
-type sharedPool struct{ t *http.Transport }
-
-func (s sharedPool) RoundTrip(r *http.Request) (*http.Response, error) { return s.t.RoundTrip(r) }
 
 // Gate is consulted around every HTTP attempt of a delivery.
 type Gate interface {
@@ -272,287 +265,65 @@ func (c *Client) DeliverBatch(ctx context.Context, ep Endpoint, p Policy, gate G
 // DeliverBatch share once the input is checked.
 func (c *Client) deliver(ctx context.Context, rawURL, safeURL string, secret Secret, p Policy, gate Gate, msg message, size int) error {
 	p = p.normalized()
-
-	// The delivery's context: ctx, cut when the MaxElapsed budget runs
-	// out. A deadline context cannot be paused while the gate holds the
-	// delivery, so a timer cancels it instead.
-	dctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	b := startBudget(p.MaxElapsed, func() { cancel(errElapsed) })
-	defer b.timer.Stop()
-
 	log := c.log.With(zap.String("webhook_id", msg.id), zap.String("endpoint", safeURL))
 	if size > 1 {
 		log = log.With(zap.Int("batch_size", size))
 	}
-	d := &delivery{c: c, p: p, secret: secret, msg: msg, safeURL: safeURL, gate: gate, budget: b, log: log}
+	var g connectors.Gate
+	if gate != nil {
+		g = gate
+	}
+	run := attempt.Start(ctx, attempt.Config{
+		Policy: connectors.Policy(p), Gate: g, Transport: c.pool, SafeURL: safeURL,
+		Name: "webhook", Log: log,
+		Classify: func(resp *http.Response, now time.Time) attempt.Verdict {
+			code := resp.StatusCode
+			if !retryableStatus(code) {
+				return attempt.Verdict{} // reported Permanent
+			}
+			if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable || code == http.StatusRequestTimeout {
+				asked, ok := parseRetryAfter(resp.Header.Get("Retry-After"), now)
+				return attempt.Verdict{Retry: true, Asked: asked, HasAsked: ok}
+			}
+			return attempt.Verdict{Retry: true}
+		},
+		GateDelay: func(resp *http.Response, now time.Time) time.Duration {
+			ra, _ := parseRetryAfter(resp.Header.Get("Retry-After"), now)
+			return ra
+		},
+		// Every attempt is signed after the gate: a long hold must not
+		// stale the timestamp.
+		Prepare: func(h http.Header) {
+			ts := c.now().Unix()
+			h.Set(headerTimestamp, strconv.FormatInt(ts, 10))
+			h.Set(headerSignature, Sign(secret, msg.id, ts, msg.body))
+		},
+	})
+	defer run.Close()
 
-	req, err := retryablehttp.NewRequestWithContext(dctx, http.MethodPost, rawURL, msg.body)
+	req, err := retryablehttp.NewRequestWithContext(run.Context(), http.MethodPost, rawURL, msg.body)
 	if err != nil {
 		return &retry.Error{Class: retry.Permanent, Err: fmt.Errorf("webhook: cannot build request to %s", safeURL)}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", userAgent)
 	req.Header.Set(headerID, msg.id)
-	// Should go-retryablehttp give up between a Wait and its attempt, the
-	// gate still hears of it.
-	defer d.release(nil, errNotSent)
-	if err := d.admit(dctx); err != nil {
-		return d.outcome(ctx, dctx, nil, err)
-	}
-	d.sign(req.Header) // after the gate: a long hold must not stale the timestamp
-
-	rc := &retryablehttp.Client{
-		HTTPClient: &http.Client{
-			// sharedPool: no CloseIdleConnections reaches the pool.
-			Transport: sharedPool{c.pool},
-			Timeout:   p.RequestTimeout,
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			},
-		},
-		RetryWaitMin:   p.InitialInterval,
-		RetryWaitMax:   p.MaxInterval,
-		RetryMax:       p.MaxAttempts - 1,
-		RequestLogHook: func(retryablehttp.Logger, *http.Request, int) { d.attempts++ },
-		CheckRetry:     d.checkRetry,
-		Backoff:        func(time.Duration, time.Duration, int, *http.Response) time.Duration { return d.wait },
-		ErrorHandler: func(resp *http.Response, err error, _ int) (*http.Response, error) {
-			if d.refused {
-				// PrepareRetry failed: resp is the previous attempt's,
-				// already drained and closed.
-				return nil, err
-			}
-			if err == nil {
-				err = errAttemptsUsed
-			}
-			return resp, err
-		},
-		PrepareRetry: func(r *http.Request) error {
-			// Runs after the backoff wait, before each retry.
-			if err := d.admit(r.Context()); err != nil {
-				d.refused = true
-				return err
-			}
-			// The previous attempt's request may still be read by the
-			// transport: sign a copy of the headers.
-			r.Header = r.Header.Clone()
-			d.sign(r.Header)
-			return nil
-		},
-	}
-	resp, err := rc.Do(req)
-	return d.outcome(ctx, dctx, resp, err)
+	resp, err := run.Do(req)
+	return outcome(run, log, msg.id, safeURL, p, resp, err)
 }
 
-// budget is a delivery's MaxElapsed: a timer that cuts the delivery when
-// it runs out, stopped while a Gate holds the delivery.
-type budget struct {
-	// deadline is when the budget runs out; resume moves it on by the
-	// time held. Only the delivering goroutine touches it.
-	deadline time.Time
-	timer    *time.Timer
-	out      atomic.Bool // the timer fired
-	heldAt   time.Time
-}
-
-func startBudget(d time.Duration, expire func()) *budget {
-	b := &budget{deadline: time.Now().Add(d)}
-	b.timer = time.AfterFunc(d, func() {
-		b.out.Store(true)
-		expire()
-	})
-	return b
-}
-
-// pause stops the clock. It reports false if the budget has run out.
-func (b *budget) pause() bool {
-	if !b.timer.Stop() {
-		return false
-	}
-	b.heldAt = time.Now()
-	return true
-}
-
-// resume restarts the clock paused by pause, the deadline moved on by the
-// time paused.
-func (b *budget) resume() {
-	b.deadline = b.deadline.Add(time.Since(b.heldAt))
-	b.timer.Reset(time.Until(b.deadline))
-}
-
-var (
-	errAttemptsUsed = errors.New("attempts used up")
-	errNoTime       = errors.New("next attempt would pass the max elapsed time")
-	// errElapsed is the cause the delivery's context is cancelled with when
-	// MaxElapsed runs out, so an attempt it cuts says so.
-	errElapsed = errors.New("max elapsed time reached")
-	errNotSent = errors.New("attempt not sent")
-)
-
-// delivery is the state of one Deliver call. go-retryablehttp calls its
-// hooks synchronously from Do, so it needs no locking.
-type delivery struct {
-	c       *Client
-	p       Policy
-	secret  Secret
-	msg     message
-	safeURL string
-	gate    Gate // nil: none
-	budget  *budget
-	log     *zap.Logger
-
-	attempts      int
-	firstFailedAt time.Time
-	lastStatus    int           // last status answered, 0 if none
-	lastErr       error         // last transport error (redacted); nil if the last attempt got a response
-	retryAfter    time.Duration // Retry-After of the last response, 0 if none
-	wait          time.Duration // the wait before the next attempt
-	permanent     error         // a transport error retrying cannot fix
-	gateErr       error         // what gate.Wait returned, if it refused an attempt
-	refused       bool          // PrepareRetry failed (gate refused or budget ran out)
-	admitted      bool          // gate.Wait let an attempt through that has no Done yet
-}
-
-// admit lets the gate hold the next attempt, with the MaxElapsed clock
-// stopped. ctx is the delivery's context: while the clock is stopped
-// only the caller's ctx can end it.
-func (d *delivery) admit(ctx context.Context) error {
-	if d.gate == nil {
-		return nil
-	}
-	if !d.budget.pause() {
-		return errElapsed
-	}
-	err := ctx.Err()
-	if err == nil {
-		err = d.gate.Wait(ctx)
-	}
-	d.budget.resume()
-	if err != nil {
-		d.gateErr = err
-		return err
-	}
-	d.admitted = true
-	return nil
-}
-
-// release reports an attempt's outcome to the gate, once per admit.
-func (d *delivery) release(resp *http.Response, err error) {
-	if d.gate == nil || !d.admitted {
-		return
-	}
-	d.admitted = false
-	var status int
-	var retryAfter time.Duration
-	if resp != nil {
-		status = resp.StatusCode
-		if !success(status) {
-			retryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-		}
-	}
-	d.gate.Done(status, retryAfter, d.redact(err))
-}
-
-func (d *delivery) sign(h http.Header) {
-	ts := d.c.now().Unix()
-	h.Set(headerTimestamp, strconv.FormatInt(ts, 10))
-	h.Set(headerSignature, Sign(d.secret, d.msg.id, ts, d.msg.body))
-}
-
-// checkRetry is go-retryablehttp's CheckRetry: it classifies an attempt,
-// records it, and decides the wait before the next one.
-func (d *delivery) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
-	d.release(resp, err)
-	now := time.Now()
-	var asked time.Duration
-	var hasAsked bool
-	if err == nil {
-		code := resp.StatusCode
-		if success(code) {
-			return false, nil
-		}
-		d.failed(now)
-		d.lastStatus, d.lastErr, d.retryAfter = code, nil, 0
-		if !retryableStatus(code) {
-			return false, nil // Deliver reads the body and reports Permanent
-		}
-		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable || code == http.StatusRequestTimeout {
-			asked, hasAsked = parseRetryAfter(resp.Header.Get("Retry-After"), now)
-			d.retryAfter = asked
-		}
-	} else {
-		d.failed(now)
-		d.lastErr = d.redact(err)
-		if ctx.Err() == nil {
-			if again, _ := retryablehttp.ErrorPropagatedRetryPolicy(ctx, nil, err); !again {
-				d.permanent = d.lastErr
-				return false, d.permanent
-			}
-		}
-	}
-	if cerr := ctx.Err(); cerr != nil {
-		return false, cerr
-	}
-	if d.attempts >= d.p.MaxAttempts {
-		return true, nil // go-retryablehttp stops: RetryMax reached
-	}
-	wait := d.backoff()
-	if hasAsked {
-		wait = asked
-	}
-	if now.Add(wait).After(d.budget.deadline) {
-		d.wait = wait
-		return false, errNoTime
-	}
-	d.wait = wait
-	d.log.Debug("webhook attempt failed, retrying",
-		zap.Int("attempt", d.attempts), zap.Int("status", d.lastStatus),
-		zap.NamedError("cause", d.lastErr), zap.Duration("retry_in", wait))
-	return true, nil
-}
-
-func (d *delivery) failed(now time.Time) {
-	if d.firstFailedAt.IsZero() {
-		d.firstFailedAt = now
-	}
-}
-
-// backoff is the exponential wait after the d.attempts-th failure, with
-// equal jitter: uniform in [b/2, b], b = InitialInterval*2^(attempts-1)
-// capped at MaxInterval.
-func (d *delivery) backoff() time.Duration {
-	b := d.p.InitialInterval
-	for i := 1; i < d.attempts && b < d.p.MaxInterval; i++ {
-		b *= 2
-	}
-	b = min(b, d.p.MaxInterval)
-	half := b / 2
-	return half + rand.N(b-half+1)
-}
-
-// redact replaces the URL in a *url.Error by scheme://host: the path and
-// query of a webhook URL often carry tokens.
-func (d *delivery) redact(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return &url.Error{Op: ue.Op, URL: d.safeURL, Err: ue.Err}
-	}
-	return err
-}
-
-// outcome turns what go-retryablehttp returned into Deliver's result.
-func (d *delivery) outcome(ctx, dctx context.Context, resp *http.Response, err error) error {
+// outcome turns what the run returned into Deliver's result.
+func outcome(run *attempt.Run, log *zap.Logger, id, safeURL string, p Policy, resp *http.Response, err error) error {
 	if err == nil {
 		defer drain(resp.Body)
 		if success(resp.StatusCode) {
-			d.log.Debug("webhook delivered", zap.Int("attempts", d.attempts), zap.Int("status", resp.StatusCode))
+			log.Debug("webhook delivered", zap.Int("attempts", run.Attempts()), zap.Int("status", resp.StatusCode))
 			return nil
 		}
 		return &retry.Error{
 			Class: retry.Permanent, HTTPStatus: resp.StatusCode,
-			Attempts: d.attempts, FirstFailedAt: d.firstFailedAt,
-			Err: fmt.Errorf("webhook %s: %s rejected the delivery: %s", d.msg.id, d.safeURL, quoteSnippet(readSnippet(resp.Body))),
+			Attempts: run.Attempts(), FirstFailedAt: run.FirstFailedAt(),
+			Err: fmt.Errorf("webhook %s: %s rejected the delivery: %s", id, safeURL, quoteSnippet(readSnippet(resp.Body))),
 		}
 	}
 	var snippet string
@@ -560,72 +331,44 @@ func (d *delivery) outcome(ctx, dctx context.Context, resp *http.Response, err e
 		snippet = readSnippet(resp.Body)
 		drain(resp.Body)
 	}
-	if cerr := ctx.Err(); cerr != nil {
-		return fmt.Errorf("webhook %s: delivery interrupted after %d attempt(s): %w", d.msg.id, d.attempts, cerr)
-	}
-	if d.gateErr != nil && !d.budget.out.Load() {
-		return fmt.Errorf("webhook %s: gate refused attempt %d: %w", d.msg.id, d.attempts+1, d.gateErr)
-	}
-	if d.permanent != nil {
+	f := err.(*attempt.Failure)
+	switch f.Kind {
+	case attempt.Interrupted:
+		return fmt.Errorf("webhook %s: delivery interrupted after %d attempt(s): %w", id, run.Attempts(), f.Err)
+	case attempt.Refused:
+		return fmt.Errorf("webhook %s: gate refused attempt %d: %w", id, run.Attempts()+1, f.Err)
+	case attempt.Permanent:
 		return &retry.Error{
-			Class: retry.Permanent, HTTPStatus: d.lastStatus,
-			Attempts: d.attempts, FirstFailedAt: d.firstFailedAt,
-			Err: fmt.Errorf("webhook %s: %w", d.msg.id, d.permanent),
+			Class: retry.Permanent, HTTPStatus: run.LastStatus(),
+			Attempts: run.Attempts(), FirstFailedAt: run.FirstFailedAt(),
+			Err: fmt.Errorf("webhook %s: %w", id, f.Err),
 		}
-	}
-	var why string
-	switch {
-	case errors.Is(err, errNoTime):
-		why = fmt.Sprintf("next attempt (in %s) would pass the max elapsed time %s", d.wait, d.p.MaxElapsed)
-	case dctx.Err() != nil || d.budget.out.Load():
-		why = fmt.Sprintf("max elapsed time %s reached", d.p.MaxElapsed)
-	default:
-		why = fmt.Sprintf("all %d attempt(s) failed", d.p.MaxAttempts)
 	}
 	var last string
 	switch {
-	case d.lastErr != nil:
-		last = d.lastErr.Error()
+	case run.LastErr() != nil:
+		last = run.LastErr().Error()
 	case resp != nil:
 		last = fmt.Sprintf("HTTP %d %s", resp.StatusCode, quoteSnippet(snippet))
-	case d.lastStatus != 0:
-		last = fmt.Sprintf("HTTP %d", d.lastStatus)
+	case run.LastStatus() != 0:
+		last = fmt.Sprintf("HTTP %d", run.LastStatus())
 	default:
 		last = "none"
 	}
 	return &retry.Error{
-		Class: retry.Exhausted, HTTPStatus: d.lastStatus,
-		Attempts: d.attempts, FirstFailedAt: d.firstFailedAt, RetryAfter: d.retryAfter,
-		Err: fmt.Errorf("webhook %s to %s: %s; last failure: %s", d.msg.id, d.safeURL, why, last),
+		Class: retry.Exhausted, HTTPStatus: run.LastStatus(),
+		Attempts: run.Attempts(), FirstFailedAt: run.FirstFailedAt(), RetryAfter: run.RetryAfter(),
+		Err: fmt.Errorf("webhook %s to %s: %s; last failure: %s", id, safeURL, f.Why, last),
 	}
 }
 
 func success(code int) bool { return code >= 200 && code < 300 }
 
-// retryableStatus: 408, 429 and 5xx except 501 (as go-retryablehttp).
-func retryableStatus(code int) bool {
-	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests ||
-		code >= 500 && code != http.StatusNotImplemented
-}
+func retryableStatus(code int) bool { return attempt.RetryableStatus(code) }
 
-// parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP
-// date (a past date means 0). Negative or unparsable values are ignored.
+// parseRetryAfter reads a Retry-After value of at most a year.
 func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 || secs > int64(365*24*time.Hour/time.Second) {
-			return 0, false
-		}
-		return time.Duration(secs) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return max(t.Sub(now), 0), true
+	return attempt.ParseRetryAfter(v, now, 365*24*time.Hour)
 }
 
 // checkEndpoint validates ep and returns its URL as scheme://host, the
