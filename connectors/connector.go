@@ -48,3 +48,25 @@ func (OpenGate) Wait(ctx context.Context) error { return ctx.Err() }
 
 // Done ignores the outcome.
 func (OpenGate) Done(int, time.Duration, error) {}
+
+// Or returns p with every unset (zero or negative) field taken from d, and
+// MaxInterval raised to at least InitialInterval, so backoff never shrinks.
+func (p Policy) Or(d Policy) Policy {
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = d.MaxAttempts
+	}
+	if p.InitialInterval <= 0 {
+		p.InitialInterval = d.InitialInterval
+	}
+	if p.MaxInterval <= 0 {
+		p.MaxInterval = d.MaxInterval
+	}
+	p.MaxInterval = max(p.MaxInterval, p.InitialInterval)
+	if p.MaxElapsed <= 0 {
+		p.MaxElapsed = d.MaxElapsed
+	}
+	if p.RequestTimeout <= 0 {
+		p.RequestTimeout = d.RequestTimeout
+	}
+	return p
+}

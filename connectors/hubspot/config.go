@@ -144,23 +144,6 @@ func (c Config) withDefaults() Config {
 	if c.BatchSize == 0 || c.BatchSize > MaxBatch {
 		c.BatchSize = MaxBatch
 	}
-	d := DefaultPolicy()
-	p := &c.Policy
-	if p.MaxAttempts == 0 {
-		p.MaxAttempts = d.MaxAttempts
-	}
-	if p.InitialInterval == 0 {
-		p.InitialInterval = d.InitialInterval
-	}
-	if p.MaxInterval == 0 {
-		p.MaxInterval = d.MaxInterval
-	}
-	p.MaxInterval = max(p.MaxInterval, p.InitialInterval)
-	if p.MaxElapsed == 0 {
-		p.MaxElapsed = d.MaxElapsed
-	}
-	if p.RequestTimeout == 0 {
-		p.RequestTimeout = d.RequestTimeout
-	}
+	c.Policy = c.Policy.Or(DefaultPolicy())
 	return c
 }

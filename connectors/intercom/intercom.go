@@ -120,7 +120,7 @@ func (c Config) withDefaults() Config {
 		c.Version = APIVersion
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
-	c.Policy = normalized(c.Policy)
+	c.Policy = c.Policy.Or(DefaultPolicy())
 	return c
 }
 
@@ -133,29 +133,6 @@ func DefaultPolicy() connectors.Policy {
 		MaxElapsed:      2 * time.Minute,
 		RequestTimeout:  10 * time.Second,
 	}
-}
-
-func normalized(p connectors.Policy) connectors.Policy {
-	d := DefaultPolicy()
-	if p.MaxAttempts <= 0 {
-		p.MaxAttempts = d.MaxAttempts
-	}
-	if p.InitialInterval <= 0 {
-		p.InitialInterval = d.InitialInterval
-	}
-	if p.MaxInterval <= 0 {
-		p.MaxInterval = d.MaxInterval
-	}
-	if p.MaxInterval < p.InitialInterval {
-		p.MaxInterval = p.InitialInterval
-	}
-	if p.MaxElapsed <= 0 {
-		p.MaxElapsed = d.MaxElapsed
-	}
-	if p.RequestTimeout <= 0 {
-		p.RequestTimeout = d.RequestTimeout
-	}
-	return p
 }
 
 // Client upserts contacts. It is safe for concurrent use.

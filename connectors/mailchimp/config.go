@@ -118,24 +118,7 @@ func (c Config) withDefaults() Config {
 	if c.Concurrency == 0 || c.Concurrency > MaxConcurrency {
 		c.Concurrency = MaxConcurrency
 	}
-	d := DefaultPolicy()
-	p := &c.Policy
-	if p.MaxAttempts == 0 {
-		p.MaxAttempts = d.MaxAttempts
-	}
-	if p.InitialInterval == 0 {
-		p.InitialInterval = d.InitialInterval
-	}
-	if p.MaxInterval == 0 {
-		p.MaxInterval = d.MaxInterval
-	}
-	p.MaxInterval = max(p.MaxInterval, p.InitialInterval)
-	if p.MaxElapsed == 0 {
-		p.MaxElapsed = d.MaxElapsed
-	}
-	if p.RequestTimeout == 0 {
-		p.RequestTimeout = d.RequestTimeout
-	}
+	c.Policy = c.Policy.Or(DefaultPolicy())
 	return c
 }
 

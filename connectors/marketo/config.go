@@ -56,29 +56,6 @@ func DefaultPolicy() connectors.Policy {
 	}
 }
 
-func normalizePolicy(p connectors.Policy) connectors.Policy {
-	d := DefaultPolicy()
-	if p.MaxAttempts <= 0 {
-		p.MaxAttempts = d.MaxAttempts
-	}
-	if p.InitialInterval <= 0 {
-		p.InitialInterval = d.InitialInterval
-	}
-	if p.MaxInterval <= 0 {
-		p.MaxInterval = d.MaxInterval
-	}
-	if p.MaxInterval < p.InitialInterval {
-		p.MaxInterval = p.InitialInterval
-	}
-	if p.MaxElapsed <= 0 {
-		p.MaxElapsed = d.MaxElapsed
-	}
-	if p.RequestTimeout <= 0 {
-		p.RequestTimeout = d.RequestTimeout
-	}
-	return p
-}
-
 func (c Config) withDefaults() Config {
 	if c.LookupField == "" {
 		c.LookupField = KeyField()
@@ -95,7 +72,7 @@ func (c Config) withDefaults() Config {
 	if c.TokenRefreshMargin == 0 {
 		c.TokenRefreshMargin = time.Minute
 	}
-	c.Policy = normalizePolicy(c.Policy)
+	c.Policy = c.Policy.Or(DefaultPolicy())
 	return c
 }
 

@@ -75,23 +75,10 @@ func (c Config) withDefaults() Config {
 	if c.BatchSize == 0 {
 		c.BatchSize = MaxBatchSize
 	}
-	p := &c.Policy
-	if p.MaxAttempts <= 0 {
-		p.MaxAttempts = 5
-	}
-	if p.InitialInterval <= 0 {
-		p.InitialInterval = 500 * time.Millisecond
-	}
-	if p.MaxInterval <= 0 {
-		p.MaxInterval = 30 * time.Second
-	}
-	p.MaxInterval = max(p.MaxInterval, p.InitialInterval)
-	if p.MaxElapsed <= 0 {
-		p.MaxElapsed = 2 * time.Minute
-	}
-	if p.RequestTimeout <= 0 {
-		p.RequestTimeout = 30 * time.Second
-	}
+	c.Policy = c.Policy.Or(connectors.Policy{
+		MaxAttempts: 5, InitialInterval: 500 * time.Millisecond, MaxInterval: 30 * time.Second,
+		MaxElapsed: 2 * time.Minute, RequestTimeout: 30 * time.Second,
+	})
 	return c
 }
 

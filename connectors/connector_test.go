@@ -1,0 +1,29 @@
+package connectors_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/synchub/synchub/connectors"
+)
+
+func TestPolicyOr(t *testing.T) {
+	d := connectors.Policy{MaxAttempts: 5, InitialInterval: time.Second, MaxInterval: 30 * time.Second, MaxElapsed: time.Minute, RequestTimeout: 10 * time.Second}
+	tests := []struct {
+		name string
+		in   connectors.Policy
+		want connectors.Policy
+	}{
+		{"all unset", connectors.Policy{}, d},
+		{"negative is unset", connectors.Policy{MaxAttempts: -1}, d},
+		{"set fields kept", connectors.Policy{MaxAttempts: 2, RequestTimeout: time.Second},
+			connectors.Policy{MaxAttempts: 2, InitialInterval: time.Second, MaxInterval: 30 * time.Second, MaxElapsed: time.Minute, RequestTimeout: time.Second}},
+		{"max interval never below initial", connectors.Policy{InitialInterval: time.Minute},
+			connectors.Policy{MaxAttempts: 5, InitialInterval: time.Minute, MaxInterval: time.Minute, MaxElapsed: time.Minute, RequestTimeout: 10 * time.Second}},
+	}
+	for _, tc := range tests {
+		if got := tc.in.Or(d); got != tc.want {
+			t.Errorf("%s: got %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
