@@ -29,6 +29,8 @@ type Config struct {
 	Enrichment Enrichment `yaml:"enrichment"`
 	// Dispatch tunes the connector stage; it applies to every connector.
 	Dispatch Dispatch `yaml:"dispatch"`
+	// DLQ governs the dead-letter operations (synchub dlq, /v1/dlq).
+	DLQ DLQ `yaml:"dlq"`
 	// Customers lists the tenants and their connectors; default none.
 	Customers []Customer `yaml:"customers"`
 
@@ -102,6 +104,14 @@ func (d Dispatch) CoalesceEnabled() bool { return d.Coalesce == nil || *d.Coales
 func (d Dispatch) String() string {
 	return fmt.Sprintf("{MaxInFlight:%d MaxInFlightPerCustomer:%d MaxPending:%d Linger:%s Coalesce:%t}",
 		d.MaxInFlight, d.MaxInFlightPerCustomer, d.MaxPending, d.Linger, d.CoalesceEnabled())
+}
+
+// DLQ governs replaying dead-lettered records.
+type DLQ struct {
+	// MaxReplays is how often one record may be replayed; a record that failed again
+	// after that many replays is left in the dead-letter topic and reported, so a
+	// record the vendor will never take cannot loop; default 3, 1..100.
+	MaxReplays int `yaml:"max_replays"`
 }
 
 // Customer is one tenant of the hub.
@@ -213,6 +223,7 @@ const (
 	defaultMaxInFlightPerCustomer = 250
 	defaultMaxPending             = 100000
 	defaultLinger                 = Duration(20 * time.Millisecond)
+	defaultMaxReplays             = 3
 )
 
 // Load reads the file at path, decodes it strictly, applies defaults, validates it and
@@ -231,6 +242,22 @@ func Load(path string, getenv func(string) (string, bool)) (*Config, error) {
 	return cfg, nil
 }
 
+// LoadLayout is Load without the secrets: the *_env names are checked but not read.
+// It is for the operator commands (synchub dlq, synchub resync) that need the brokers,
+// customers and connectors but never call a vendor, so they run where the vendors'
+// credentials are not set.
+func LoadLayout(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, problems := parseWith(data, nil, false)
+	if len(problems) > 0 {
+		return nil, &Error{File: path, Problems: problems}
+	}
+	return cfg, nil
+}
+
 // Parse is Load for a config already in memory; its *Error has no File.
 func Parse(data []byte, getenv func(string) (string, bool)) (*Config, error) {
 	cfg, problems := parse(data, getenv)
@@ -241,6 +268,10 @@ func Parse(data []byte, getenv func(string) (string, bool)) (*Config, error) {
 }
 
 func parse(data []byte, getenv func(string) (string, bool)) (*Config, []Problem) {
+	return parseWith(data, getenv, true)
+}
+
+func parseWith(data []byte, getenv func(string) (string, bool), secrets bool) (*Config, []Problem) {
 	if getenv == nil {
 		getenv = os.LookupEnv
 	}
@@ -279,7 +310,10 @@ func parse(data []byte, getenv func(string) (string, bool)) (*Config, []Problem)
 
 	// A value that failed to decode is left zero, and checking it again would only
 	// repeat the same mistake in other words.
-	later := append(cfg.Validate(), cfg.resolveSecrets(getenv)...)
+	later := cfg.Validate()
+	if secrets {
+		later = append(later, cfg.resolveSecrets(getenv)...)
+	}
 	for _, p := range later {
 		if !coveredBy(p.Path, bad) {
 			problems = append(problems, p)
@@ -304,6 +338,9 @@ func (c *Config) applyDefaults() {
 		c.HTTP.Listen = defaultHTTPListen
 	}
 	c.Dispatch.applyDefaults(has)
+	if !has("dlq.max_replays") {
+		c.DLQ.MaxReplays = defaultMaxReplays
+	}
 	for i := range c.Customers {
 		c.Customers[i].Connectors.applyVendorDefaults(has, fmt.Sprintf("customers[%d].connectors", i))
 		w := c.Customers[i].Connectors.Webhook

@@ -444,6 +444,9 @@ func TestProblems(t *testing.T) {
 			{Path: "dispatch.max_pending", Line: 2, Msg: "must be at least 1, got 0"},
 			{Path: "dispatch.linger", Line: 2, Msg: "must be between 0s and 10s, got -1ms"},
 		}},
+		{"dlq_range.yaml", []config.Problem{
+			{Path: "dlq.max_replays", Line: 2, Msg: "must be between 1 and 100, got 0"},
+		}},
 		{"dispatch_types.yaml", []config.Problem{
 			{Path: "dispatch.max_in_flight", Line: 2, Msg: `want an integer, got "lots"`},
 			{Path: "dispatch.coalesce", Line: 3, Msg: `want true or false, got "maybe"`},
@@ -503,6 +506,24 @@ func TestAllProblemsAtOnce(t *testing.T) {
 	}, "\n")
 	if got := cerr.Error(); got != want {
 		t.Errorf("Error() =\n%s\nwant\n%s", got, want)
+	}
+}
+
+// LoadLayout is for the operator commands: the *_env names are checked but
+// the variables need not be set.
+func TestLoadLayoutNeedsNoSecrets(t *testing.T) {
+	if _, err := config.Load(examplePath, env(nil)); err == nil {
+		t.Fatal("Load without the secrets set succeeded")
+	}
+	cfg, err := config.LoadLayout(examplePath)
+	if err != nil {
+		t.Fatalf("LoadLayout: %v", err)
+	}
+	if cfg.DLQ.MaxReplays != 3 || len(cfg.Customers) == 0 || cfg.HTTP.AdminToken != "" {
+		t.Errorf("LoadLayout gave max_replays %d, %d customers, admin token %q", cfg.DLQ.MaxReplays, len(cfg.Customers), cfg.HTTP.AdminToken)
+	}
+	if _, err := config.LoadLayout(fixture("dlq_range.yaml")); err == nil || !strings.Contains(err.Error(), "max_replays") {
+		t.Error("LoadLayout accepted an invalid file")
 	}
 }
 
@@ -625,6 +646,7 @@ func TestValidateAfterChange(t *testing.T) {
 		{Path: "dispatch.max_in_flight", Msg: "must be between 1 and 100000, got 0"},
 		{Path: "dispatch.max_in_flight_per_customer", Msg: "must be at least 1, got 0"},
 		{Path: "dispatch.max_pending", Msg: "must be at least 1, got 0"},
+		{Path: "dlq.max_replays", Msg: "must be between 1 and 100, got 0"},
 	})
 }
 

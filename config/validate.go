@@ -23,6 +23,7 @@ const (
 	maxLinger      = Duration(10 * time.Second)
 	maxBatchSize   = 1000
 	maxConcurrency = 1000
+	maxReplays     = 100
 )
 
 // Validate checks the meaning of a config whose defaults are already applied, and returns
@@ -36,6 +37,9 @@ func (c *Config) Validate() []Problem {
 		v.envName("http.admin_token_env", c.HTTP.AdminTokenEnv)
 	}
 	v.dispatch(&c.Dispatch)
+	if n := c.DLQ.MaxReplays; n < 1 || n > maxReplays {
+		v.add("dlq.max_replays", "must be between 1 and %d, got %d", maxReplays, n)
+	}
 	seen := make(map[string]int) // customer id → index of its first use
 	for i := range c.Customers {
 		v.customer(i, &c.Customers[i], seen)

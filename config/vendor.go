@@ -263,6 +263,22 @@ func (c Connectors) Enabled() []string {
 	return names
 }
 
+// EntitiesOf returns the entity types connector name syncs, and whether it is enabled.
+func (c Connectors) EntitiesOf(name string) ([]string, bool) {
+	if name == ConnectorWebhook {
+		if c.Webhook == nil {
+			return nil, false
+		}
+		return c.Webhook.Entities, c.Webhook.Enabled
+	}
+	for _, v := range c.vendors() {
+		if v.name == name {
+			return v.common.Entities, v.common.Enabled
+		}
+	}
+	return nil, false
+}
+
 // mappingObjects returns the object names a vendor's mapping may use.
 func (c *Connectors) mappingObjects(name string) []string {
 	switch name {

@@ -70,6 +70,11 @@ type hub struct {
 	exited     chan struct{}
 	// disabled customers get their webhook written with enabled: false.
 	disabled map[string]bool
+	// env is added to the process's environment (the *_env variables a
+	// config names).
+	env []string
+	// adminToken, when set, turns the admin API on with this token.
+	adminToken string
 }
 
 type syncBuffer struct {
@@ -113,8 +118,12 @@ func newHub(t *testing.T, receiverURL string, customers []string, extra ...func(
 func (h *hub) writeConfig(receiverURL string, customers []string, extra ...func(customer string) string) {
 	h.t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "kafka:\n  embedded: {listen: %q, data_dir: %q}\n  partitions: 8\nhttp:\n  listen: %q\ncustomers:\n",
+	fmt.Fprintf(&b, "kafka:\n  embedded: {listen: %q, data_dir: %q}\n  partitions: 8\nhttp:\n  listen: %q\n",
 		h.brokerAddr, filepath.Join(h.dir, "kafka"), h.httpAddr)
+	if h.adminToken != "" {
+		b.WriteString("  admin_token_env: SYNCHUB_ADMIN_TOKEN\n")
+	}
+	b.WriteString("customers:\n")
 	for _, c := range customers {
 		fmt.Fprintf(&b, "  - id: %s\n    connectors:\n      webhook:\n        enabled: %t\n        url: %s/hooks/%s\n        secret_env: WEBHOOK_SECRET\n"+
 			"        retry: {max_attempts: 2000, initial_interval: 5ms, max_interval: 20ms, max_elapsed: 5m}\n"+
@@ -145,7 +154,7 @@ func tail(s string, n int) string {
 func (h *hub) start() {
 	h.t.Helper()
 	h.cmd = exec.Command(binary, "run", "--config", h.config)
-	h.cmd.Env = append(os.Environ(), "WEBHOOK_SECRET="+secret)
+	h.cmd.Env = append(append(os.Environ(), "WEBHOOK_SECRET="+secret, "SYNCHUB_ADMIN_TOKEN="+h.adminToken), h.env...)
 	h.cmd.Stdout, h.cmd.Stderr = h.logs, h.logs
 	if err := h.cmd.Start(); err != nil {
 		h.t.Fatal(err)

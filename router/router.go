@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -26,8 +27,9 @@ import (
 // Consumer groups. One per stage: two stages sharing a group would split the
 // partitions between them instead of each seeing every record.
 const (
-	GroupAggregate = "synchub.aggregate"
-	groupConnector = "synchub.connector."
+	GroupAggregate   = "synchub.aggregate"
+	groupConnector   = "synchub.connector."
+	groupRetrySuffix = ".retry"
 )
 
 // aggregateInFlight is how many events of one partition the aggregator
@@ -63,11 +65,18 @@ type Hub struct {
 
 	mu     sync.Mutex
 	stages map[string]*dispatch.Stage
+	config atomic.Pointer[config.Config] // the config in force
 }
 
 // Topics are the topics the hub creates at start.
 func Topics() []kafka.TopicSpec {
-	return kafka.HubTopics([]string{aggregate.EntityUser}, append([]string{dispatch.ConnectorWebhook}, VendorConnectors()...))
+	return kafka.HubTopics([]string{aggregate.EntityUser}, Connectors())
+}
+
+// Connectors names every connector the hub has, each with its dead-letter
+// and retry topics.
+func Connectors() []string {
+	return append([]string{dispatch.ConnectorWebhook}, VendorConnectors()...)
 }
 
 // New creates the topics and builds the router. Run it with Run.
@@ -81,6 +90,7 @@ func New(d Deps) (*Hub, error) {
 		return nil, fmt.Errorf("connecting to Kafka at %v: %w", d.Brokers, err)
 	}
 	h := &Hub{client: client, deps: d, wlog: wlog, stages: map[string]*dispatch.Stage{}}
+	h.config.Store(d.Config)
 	if err := h.build(d, wlog); err != nil {
 		return nil, errors.Join(err, h.Close())
 	}
@@ -213,8 +223,9 @@ func (h *Hub) addConnectors() error {
 	return nil
 }
 
-// addStage adds the connector stage of name: its own consumer group on the
-// entity topic, its lanes per customer and its dead-letter topic. A stage
+// addStage adds the connector stage of name: a consumer group on the entity
+// topic and one on its retry topic, its lanes per customer and its
+// dead-letter topic. A stage
 // exists once some customer enables its connector.
 func (h *Hub) addStage(name string, routes map[string]dispatch.Route) error {
 	d, dc := h.deps, h.deps.Config.Dispatch
@@ -224,26 +235,34 @@ func (h *Hub) addStage(name string, routes map[string]dispatch.Route) error {
 		log.Warn("circuit "+to, zap.String("customer", customer), zap.String("from", from),
 			zap.String("meaning", map[string]string{"open": "endpoint down: records held, probing", "half-open": "probing", "closed": "endpoint answering: delivering"}[to]))
 	}
-	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
-		Brokers: d.Brokers, Group: groupConnector + name, ClientID: "synchub-" + name,
-		NackResendSleep:    d.NackResendSleep,
-		MaxInFlight:        dc.MaxInFlight,
-		MaxInFlightPerLane: dc.MaxInFlightPerCustomer,
-		MaxPending:         dc.MaxPending,
-		LaneHeader:         kafka.HeaderOrganizationID,
-		Coalesce:           dc.CoalesceEnabled(),
-	}, h.wlog)
+	mws, err := ConnectorMiddlewares(name, h.pub, d.Now)
 	if err != nil {
 		return err
 	}
-	mws, err := ConnectorMiddlewares(name, h.pub, d.Now)
-	if err != nil {
-		return errors.Join(err, sub.Close())
+	// The retry topic, where replays and resyncs put records for this
+	// connector alone, has a consumer group of its own: sharing the entity
+	// topic's group would make every rebalance of one stall the other.
+	for _, in := range []struct{ handler, topic, group string }{
+		{"connector." + name + ".user", kafka.EntityTopic(aggregate.EntityUser), groupConnector + name},
+		{"connector." + name + ".retry", kafka.RetryTopic(name), groupConnector + name + groupRetrySuffix},
+	} {
+		sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
+			Brokers: d.Brokers, Group: in.group, ClientID: "synchub-" + name,
+			NackResendSleep:    d.NackResendSleep,
+			MaxInFlight:        dc.MaxInFlight,
+			MaxInFlightPerLane: dc.MaxInFlightPerCustomer,
+			MaxPending:         dc.MaxPending,
+			LaneHeader:         kafka.HeaderOrganizationID,
+			Coalesce:           dc.CoalesceEnabled(),
+		}, h.wlog)
+		if err != nil {
+			return err
+		}
+		h.subs = append(h.subs, sub)
+		handler := h.Router.AddConsumerHandler(in.handler, in.topic, sub, stage.Handle)
+		handler.AddMiddleware(mws...)
 	}
-	h.subs = append(h.subs, sub)
 	h.closers = append(h.closers, stage.Close)
-	handler := h.Router.AddConsumerHandler("connector."+name+".user", kafka.EntityTopic(aggregate.EntityUser), sub, stage.Handle)
-	handler.AddMiddleware(mws...)
 	h.stages[name] = stage
 	return nil
 }
@@ -274,10 +293,17 @@ func (h *Hub) Reconfigure(cfg *config.Config) error {
 		}
 	}
 	if added {
-		return h.Router.RunHandlers(context.Background())
+		if err := h.Router.RunHandlers(context.Background()); err != nil {
+			return err
+		}
 	}
+	h.config.Store(cfg)
 	return nil
 }
+
+// Config returns the config in force: the one the hub started with, or the
+// last one Reconfigure applied.
+func (h *Hub) Config() *config.Config { return h.config.Load() }
 
 // Run runs the router until ctx is done or Close is called.
 func (h *Hub) Run(ctx context.Context) error { return h.Router.Run(ctx) }

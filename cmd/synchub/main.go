@@ -36,6 +36,12 @@ Usage:
   synchub mapping test --config FILE --customer ID --connector NAME --entity FILE [--out -]
                                            print the request a customer's connector would
                                            send for an entity snapshot
+  synchub dlq list|show|replay|purge --config FILE [--connector X] [filters]
+                                           inspect a connector's dead-letter topic, send its
+                                           records again as current snapshots, or purge it
+  synchub resync --config FILE --connector X --customer C [--dry-run]
+                                           send every current entity of a customer to a
+                                           connector again
   synchub version                          print the version
 
 Run 'synchub COMMAND --help' for a command's flags.
@@ -43,12 +49,13 @@ Run 'synchub COMMAND --help' for a command's flags.
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, errOut: os.Stderr})
 	stop()
 	os.Exit(code)
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, std stdio) int {
+	stdout, stderr := std.out, std.errOut
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
@@ -63,6 +70,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdSandbox(ctx, args[1:], stdout, stderr)
 	case "mapping":
 		err = cmdMapping(ctx, args[1:], stdout, stderr)
+	case "dlq":
+		err = cmdDLQ(ctx, args[1:], std)
+	case "resync":
+		err = cmdResync(ctx, args[1:], std)
 	case "version":
 		fmt.Fprintln(stdout, "synchub", version)
 	case "-h", "--help", "help":

@@ -12,7 +12,7 @@ import (
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(context.Background(), args, &out, &errb)
+	code := run(context.Background(), args, stdio{in: strings.NewReader(""), out: &out, errOut: &errb})
 	return code, out.String(), errb.String()
 }
 

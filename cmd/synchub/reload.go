@@ -76,10 +76,6 @@ func fileSum(path string) [32]byte {
 // logCustomers logs one line per customer with its enabled connectors.
 func logCustomers(log *zap.Logger, cfg *config.Config) {
 	for _, c := range cfg.Customers {
-		enabled := []string{}
-		if w := c.Connectors.Webhook; w != nil && w.Enabled {
-			enabled = append(enabled, "webhook")
-		}
-		log.Info("customer", zap.String("id", c.ID), zap.String("name", c.Name), zap.Strings("connectors", enabled))
+		log.Info("customer", zap.String("id", c.ID), zap.String("name", c.Name), zap.Strings("connectors", c.Connectors.Enabled()))
 	}
 }

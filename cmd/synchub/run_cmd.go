@@ -17,6 +17,7 @@ import (
 	"github.com/synchub/synchub/api"
 	"github.com/synchub/synchub/config"
 	"github.com/synchub/synchub/kafka"
+	"github.com/synchub/synchub/replay"
 	"github.com/synchub/synchub/router"
 )
 
@@ -64,11 +65,17 @@ func serve(ctx context.Context, path string, cfg *config.Config, log *zap.Logger
 	log.Info("topics ready", zap.Int("partitions", cfg.Kafka.Partitions))
 	logCustomers(log, cfg)
 
+	ops, err := replay.New(replay.Deps{Brokers: brokers, Config: hub.Config, Connectors: router.Connectors()})
+	if err != nil {
+		return errors.Join(err, hub.Close())
+	}
+	defer ops.Close()
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return errors.Join(fmt.Errorf("http listen on %s: %w", cfg.HTTP.Listen, err), hub.Close())
 	}
-	srv := &http.Server{Handler: api.NewHandler(hub.Ready, reg), ReadHeaderTimeout: 10 * time.Second}
+	handler := api.NewHandler(api.Deps{Ready: hub.Ready, Registry: reg, Admin: ops, AdminToken: cfg.HTTP.AdminToken})
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", zap.Error(err))

@@ -201,7 +201,7 @@ func TestSandboxCommandRunsUntilStopped(t *testing.T) {
 		var out, errb syncBuffer
 		done := make(chan int, 1)
 		go func() {
-			done <- run(ctx, []string{"sandbox", "--listen", "127.0.0.1", "--port", strconv.Itoa(port)}, &out, &errb)
+			done <- run(ctx, []string{"sandbox", "--listen", "127.0.0.1", "--port", strconv.Itoa(port)}, stdio{out: &out, errOut: &errb})
 		}()
 		deadline := time.After(30 * time.Second)
 		for !strings.Contains(out.String(), "sandbox running") {

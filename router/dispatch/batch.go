@@ -20,7 +20,10 @@ type record struct {
 	version int64
 	// item is what the target sends: the snapshot, or the mapped record.
 	item any
-	done chan error // receives the record's outcome once
+	// resend delivers the record even when its version was delivered
+	// already (never when a newer one was).
+	resend bool
+	done   chan error // receives the record's outcome once
 }
 
 // pair batches, rate-limits and sends the records of one customer and
@@ -44,9 +47,9 @@ type pair struct {
 // submit queues r and waits for its outcome.
 func (p *pair) submit(ctx context.Context, r *record) error {
 	p.mu.Lock()
-	if v, ok := p.delivered[r.id]; ok && r.version <= v {
+	if v, ok := p.delivered[r.id]; ok && (r.version < v || r.version == v && !r.resend) {
 		p.mu.Unlock()
-		return nil // a newer version already reached the endpoint
+		return nil // this or a newer version already reached the endpoint
 	}
 	queued := false
 	for i, w := range p.waiting {

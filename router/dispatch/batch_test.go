@@ -151,6 +151,22 @@ func TestBatchCoalescesAndDropsOlderVersions(t *testing.T) {
 	}
 }
 
+// A replayed or resynced record (resend) goes out again even when its
+// version was delivered, but never when a newer one was.
+func TestResendDeliversTheSameVersionAgainButNeverAnOlder(t *testing.T) {
+	d := &recorder{}
+	p := newTestPair(d, 1, 0)
+	resend := func(id string, v int64) *record { r := rec(id, v); r.resend = true; return r }
+	for _, r := range []*record{rec("a", 2), rec("a", 2), resend("a", 2), resend("a", 1), resend("a", 3)} {
+		if err := p.submit(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fmt.Sprint(d.all()); got != "[[a@2] [a@2] [a@3]]" {
+		t.Errorf("sent %s, want a@2, a@2 again as a resend, then a@3", got)
+	}
+}
+
 func TestBatchOutcomesPerRecord(t *testing.T) {
 	// The second record of the first batch is malformed: only it fails,
 	// and the rest go again without it.

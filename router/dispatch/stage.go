@@ -130,7 +130,14 @@ func (s *Stage) Handle(msg *message.Message) error {
 	if !ok {
 		return errors.New("message without Kafka coordinates")
 	}
-	entityType := strings.TrimPrefix(rec.Topic, "entity.")
+	// A record from the connector's retry topic was sent again by a replay
+	// or resync: its entity type is in a header, and it is delivered even
+	// if this version already was, since sending it again is the point.
+	entityType, fromEntityTopic := strings.CutPrefix(rec.Topic, "entity.")
+	resend := !fromEntityTopic
+	if resend {
+		entityType = msg.Metadata.Get(kafka.HeaderEntityType)
+	}
 	org := msg.Metadata.Get(kafka.HeaderOrganizationID)
 	route, ok := (*s.routes.Load())[org]
 	if !ok || !slices.Contains(route.Entities, entityType) {
@@ -147,7 +154,7 @@ func (s *Stage) Handle(msg *message.Message) error {
 		return fmt.Errorf("%s of %s: %w", s.connector, org, err)
 	}
 	err = s.pair(org, entityType, route).submit(msg.Context(), &record{
-		id: string(rec.Key), version: version, item: item, done: make(chan error, 1),
+		id: string(rec.Key), version: version, item: item, resend: resend, done: make(chan error, 1),
 	})
 	switch {
 	case err == nil:

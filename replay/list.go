@@ -1,0 +1,103 @@
+package replay
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"time"
+)
+
+// Group is what one connector's dead-letter topic holds for one customer.
+type Group struct {
+	Connector string `json:"connector"`
+	Customer  string `json:"customer"`
+	Records   int    `json:"records"`
+	// Pending are the records no replay has sent again yet.
+	Pending int       `json:"pending"`
+	Oldest  time.Time `json:"oldest"`
+	Newest  time.Time `json:"newest"`
+	Reasons []Reason  `json:"reasons"`
+}
+
+// Reason counts the records that failed one way, most frequent first.
+type Reason struct {
+	ErrorClass string `json:"error_class"`
+	Message    string `json:"message"`
+	Records    int    `json:"records"`
+}
+
+// List counts the dead-lettered records f selects per connector and
+// customer, with their reasons.
+func (o *Ops) List(ctx context.Context, f Filter) ([]Group, error) {
+	connectors, err := o.selected(f)
+	if err != nil {
+		return nil, err
+	}
+	var groups []Group
+	for _, c := range connectors {
+		byCustomer := map[string]*Group{}
+		reasons := map[string]map[Reason]int{}
+		err := o.scan(ctx, c, func(r *Record) error {
+			if !f.matches(r) {
+				return nil
+			}
+			g, ok := byCustomer[r.Customer]
+			if !ok {
+				g = &Group{Connector: c, Customer: r.Customer, Oldest: r.DeadLetteredAt, Newest: r.DeadLetteredAt}
+				byCustomer[r.Customer] = g
+				reasons[r.Customer] = map[Reason]int{}
+			}
+			g.Records++
+			if !r.Replayed {
+				g.Pending++
+			}
+			if r.DeadLetteredAt.Before(g.Oldest) {
+				g.Oldest = r.DeadLetteredAt
+			}
+			if r.DeadLetteredAt.After(g.Newest) {
+				g.Newest = r.DeadLetteredAt
+			}
+			reasons[r.Customer][Reason{ErrorClass: r.ErrorClass, Message: r.Reason}]++
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		for customer, g := range byCustomer {
+			for reason, n := range reasons[customer] {
+				reason.Records = n
+				g.Reasons = append(g.Reasons, reason)
+			}
+			slices.SortFunc(g.Reasons, func(a, b Reason) int {
+				return cmp.Or(b.Records-a.Records, cmp.Compare(a.ErrorClass, b.ErrorClass), cmp.Compare(a.Message, b.Message))
+			})
+			groups = append(groups, *g)
+		}
+	}
+	slices.SortFunc(groups, func(a, b Group) int {
+		return cmp.Or(cmp.Compare(a.Connector, b.Connector), cmp.Compare(a.Customer, b.Customer))
+	})
+	return groups, nil
+}
+
+// Show returns the records f selects, oldest first per partition, at most
+// limit of them (0: all).
+func (o *Ops) Show(ctx context.Context, f Filter, limit int) ([]Record, error) {
+	connectors, err := o.selected(f)
+	if err != nil {
+		return nil, err
+	}
+	var out []Record
+	for _, c := range connectors {
+		err := o.scan(ctx, c, func(r *Record) error {
+			if f.matches(r) && (limit <= 0 || len(out) < limit) {
+				out = append(out, *r)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
