@@ -108,36 +108,46 @@ type attempt struct {
 func (g *gate) forDelivery() *attempt { return &attempt{g: g} }
 
 // Wait blocks while the pair is paused (Retry-After) or its circuit is open,
-// then takes a token from the rate limiter.
+// then takes a token from the rate limiter. A throttle answered to another
+// attempt while this one waited for its token pauses it too: the pause is
+// checked again last, so no attempt leaves during a stated wait.
 func (a *attempt) Wait(ctx context.Context) error {
 	g := a.g
 	for {
-		g.mu.Lock()
-		pause := g.pausedUntil.Sub(g.clock.Now())
-		g.mu.Unlock()
-		if pause <= 0 {
-			done, err := g.breaker.Allow()
-			if err == nil {
-				a.done = done
-				break
+		if pause := g.pause(); pause > 0 {
+			if err := g.clock.Sleep(ctx, pause); err != nil {
+				return err
 			}
-			pause = g.poll
+			continue
 		}
-		if err := g.clock.Sleep(ctx, pause); err != nil {
-			return err
+		if g.limiter != nil {
+			now := g.clock.Now()
+			r := g.limiter.ReserveN(now, 1)
+			if err := g.clock.Sleep(ctx, r.DelayFrom(now)); err != nil {
+				r.CancelAt(g.clock.Now())
+				return err
+			}
+			if g.pause() > 0 {
+				continue
+			}
 		}
-	}
-	if g.limiter == nil {
+		done, err := g.breaker.Allow()
+		if err != nil {
+			if err := g.clock.Sleep(ctx, g.poll); err != nil {
+				return err
+			}
+			continue
+		}
+		a.done = done
 		return nil
 	}
-	now := g.clock.Now()
-	r := g.limiter.ReserveN(now, 1)
-	if err := g.clock.Sleep(ctx, r.DelayFrom(now)); err != nil {
-		r.CancelAt(g.clock.Now())
-		a.report(false)
-		return err
-	}
-	return nil
+}
+
+// pause is how long the pair stays paused from now.
+func (g *gate) pause() time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.pausedUntil.Sub(g.clock.Now())
 }
 
 // Done feeds an attempt's outcome back: an answer that is not a failure of
@@ -149,8 +159,12 @@ func (a *attempt) Done(status int, retryAfter time.Duration, err error) {
 	switch {
 	case status == http.StatusTooManyRequests:
 		a.report(true) // the endpoint is up, just busy
+		// Concurrent attempts answer in any order: a 429 that states a
+		// shorter wait (or none) must not cut short a longer one.
 		g.mu.Lock()
-		g.pausedUntil = now.Add(retryAfter)
+		if until := now.Add(retryAfter); until.After(g.pausedUntil) {
+			g.pausedUntil = until
+		}
 		g.mu.Unlock()
 		if g.limiter != nil {
 			g.limiter.SetLimitAt(now, max(g.limiter.Limit()/2, g.full*minRateFraction))

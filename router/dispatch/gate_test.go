@@ -110,6 +110,70 @@ func TestGateSlowsDownOn429AndHonoursRetryAfter(t *testing.T) {
 	}
 }
 
+// Concurrent attempts answer in any order: a later 429 stating a shorter
+// wait, or none, must not cut short the pause an earlier one asked for.
+func TestGatePauseIsTheLongestAsked(t *testing.T) {
+	clk := newFakeClock()
+	g := newGate("t", nil, Circuit{Failures: 5, OpenFor: time.Second}, clk, nil)
+	first, second := g.forDelivery(), g.forDelivery()
+	for _, a := range []*attempt{first, second} {
+		if err := a.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	throttledAt := clk.Now()
+	first.Done(http.StatusTooManyRequests, 20*time.Second, nil)
+	second.Done(http.StatusTooManyRequests, 0, nil)
+	next := g.forDelivery()
+	if err := next.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if waited := clk.Now().Sub(throttledAt); waited < 20*time.Second {
+		t.Errorf("next attempt %v after a 429 asking 20s and one asking nothing, want at least 20s", waited)
+	}
+}
+
+// hookClock runs onSleep once, at the first Sleep: something that happens
+// while an attempt waits.
+type hookClock struct {
+	*fakeClock
+	onSleep func()
+}
+
+func (c *hookClock) Sleep(ctx context.Context, d time.Duration) error {
+	if f := c.onSleep; f != nil {
+		c.onSleep = nil
+		f()
+	}
+	return c.fakeClock.Sleep(ctx, d)
+}
+
+// An attempt waiting for its rate token when another attempt is throttled
+// leaves only after the stated wait.
+func TestGateThrottleDuringTokenWaitHoldsTheAttempt(t *testing.T) {
+	clk := &hookClock{fakeClock: newFakeClock()}
+	g := newGate("t", &RateLimit{Requests: 1, Per: time.Second}, Circuit{Failures: 5, OpenFor: time.Second}, clk, nil)
+	first := g.forDelivery()
+	if err := first.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var throttledAt time.Time
+	clk.onSleep = func() {
+		throttledAt = clk.Now()
+		first.Done(http.StatusTooManyRequests, 5*time.Second, nil)
+	}
+	second := g.forDelivery()
+	if err := second.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if throttledAt.IsZero() {
+		t.Fatal("the second attempt never waited for a token")
+	}
+	if waited := clk.Now().Sub(throttledAt); waited < 5*time.Second {
+		t.Errorf("second attempt left %v after a 429 asking 5s, while it waited for its token", waited)
+	}
+}
+
 func TestGateCircuitOpensHoldsAndProbes(t *testing.T) {
 	g := newGate("t", nil, Circuit{Failures: 3, OpenFor: 30 * time.Millisecond}, realClock{}, nil)
 	fail := func() {
