@@ -6,6 +6,7 @@ package connectors
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -16,6 +17,37 @@ type Record struct {
 	Key string
 	// Fields are the vendor's field names and values, after mapping.
 	Fields map[string]any
+	// FormerKeys are keys the same entity had before Key, newest first:
+	// for a vendor keyed by email, the entity's previous addresses as the
+	// mapping renders the key. A connector that can move a vendor record
+	// from a former key to Key (rather than create a second record) does
+	// so; the others ignore them. Empty for most records.
+	FormerKeys []string
+}
+
+// Former returns r's former keys worth looking up: set, not Key, each once
+// (keys are compared case-insensitively, as email-keyed vendors compare
+// them; the first spelling is kept), newest first. It never cuts the list:
+// how far back a record reaches is the entity's business (the user's
+// previous_emails limit).
+func (r Record) Former() []string {
+	var out []string
+	for _, k := range r.FormerKeys {
+		if k == "" || strings.EqualFold(k, r.Key) || containsFold(out, k) {
+			continue
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
+func containsFold(s []string, v string) bool {
+	for _, x := range s {
+		if strings.EqualFold(x, v) {
+			return true
+		}
+	}
+	return false
 }
 
 // Gate is consulted around every HTTP attempt a connector makes, retries

@@ -1,6 +1,8 @@
 package connectors_test
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -24,6 +26,29 @@ func TestPolicyOr(t *testing.T) {
 	for _, tc := range tests {
 		if got := tc.in.Or(d); got != tc.want {
 			t.Errorf("%s: got %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestRecordFormer(t *testing.T) {
+	var long []string
+	for i := range 30 {
+		long = append(long, fmt.Sprintf("a%d@x", i))
+	}
+	for _, tc := range []struct {
+		name   string
+		key    string
+		former []string
+		want   []string
+	}{
+		{"none", "a@x", nil, nil},
+		{"empty and the key itself skipped", "a@x", []string{"", "A@X", "b@x", "a@x"}, []string{"b@x"}},
+		{"repeats once, first spelling, newest first", "a@x", []string{"c@x", "B@x", "C@X", "b@x"}, []string{"c@x", "B@x"}},
+		{"no cap", "z@x", long, long},
+	} {
+		got := connectors.Record{Key: tc.key, FormerKeys: tc.former}.Former()
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: Former() = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }

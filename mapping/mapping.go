@@ -88,6 +88,22 @@ func (m *Mapping) Apply(entity map[string]any) (map[string]any, error) {
 	return out, nil
 }
 
+// Field evaluates one field over entity; ok is false when the mapping has
+// no such field.
+func (m *Mapping) Field(name string, entity map[string]any) (v any, ok bool, err error) {
+	for _, f := range m.fields {
+		if f.name != name {
+			continue
+		}
+		v, err := expr.Run(f.prog, entity)
+		if err != nil {
+			return nil, true, &FieldError{Field: f.name, Err: firstLine(err)}
+		}
+		return v, true, nil
+	}
+	return nil, false, nil
+}
+
 // Fields lists the mapped vendor fields, sorted.
 func (m *Mapping) Fields() []string {
 	names := make([]string, len(m.fields))

@@ -136,7 +136,7 @@ func vendorRoutes(cfg *config.Config, name string, log *zap.Logger) (map[string]
 			return nil, fmt.Errorf("customer %s, connector %s, mapping %s: the upsert key %s is not mapped", c.ID, name, v.object, v.keyField)
 		}
 		route := dispatch.Route{
-			Target:         dispatch.MappedTarget{Client: v.client, Mapping: m, KeyField: v.keyField},
+			Target:         dispatch.MappedTarget{Client: v.client, Mapping: m, KeyField: v.keyField, FormerKeys: formerKeys(m, v.keyField)},
 			Entities:       v.common.Entities,
 			BatchSize:      v.common.BatchSize,
 			MaxConcurrency: v.common.MaxConcurrency,
@@ -150,10 +150,47 @@ func vendorRoutes(cfg *config.Config, name string, log *zap.Logger) (map[string]
 	return routes, nil
 }
 
+// formerKeys derives a record's former upsert keys from the user's
+// previous_emails, for every vendor alike: the key field's own expression
+// evaluated over the snapshot as it was under each former address, newest
+// first. A key that does not depend on the email (Salesforce's and
+// Intercom's user id) comes out equal to the current key every time, so
+// those records get none; a key that does (HubSpot's email, Marketo's
+// default lookupField, Mailchimp's email_address) gets the former
+// addresses exactly as the mapping renders keys (lower-cased, say, if the
+// customer's mapping lower-cases). Keys that fail to evaluate, come out
+// empty or repeat are skipped.
+func formerKeys(m *mapping.Mapping, keyField string) func(entity map[string]any, key string) []string {
+	return func(entity map[string]any, key string) []string {
+		prev, _ := entity["previous_emails"].([]any)
+		if len(prev) == 0 {
+			return nil
+		}
+		then := maps.Clone(entity)
+		seen := map[string]bool{key: true}
+		var out []string
+		for i := len(prev) - 1; i >= 0; i-- {
+			email, _ := prev[i].(string)
+			if email == "" {
+				continue
+			}
+			then["email"] = email
+			v, ok, err := m.Field(keyField, then)
+			k, _ := v.(string)
+			if !ok || err != nil || k == "" || seen[k] {
+				continue
+			}
+			seen[k] = true
+			out = append(out, k)
+		}
+		return out
+	}
+}
+
 // sampleEntity is a user snapshot with every field present, for compiling
 // mappings.
 func sampleEntity() (map[string]any, error) {
-	data, err := json.Marshal(aggregate.User{Type: aggregate.EntityUser, Roles: []string{}})
+	data, err := json.Marshal(aggregate.User{Type: aggregate.EntityUser, Roles: []string{}, PreviousEmails: []string{}})
 	if err != nil {
 		return nil, fmt.Errorf("sample user: %w", err)
 	}

@@ -259,94 +259,39 @@ func (w *workload) of(org string) []*user {
 	return out
 }
 
-// Names have two or three words, so the vendors' splits differ: the CRMs
-// put the last word in the last name, Marketo the first word in the first.
-var (
-	givenNames = []string{"Ann", "Bob", "Chloé", "Dmitri", "Eve", "Farah", "Gus", "Hana", "Ivo", "Jun"}
-	middles    = []string{"Marie", "van", "de la", "José"}
-	surnames   = []string{"Lee", "Okafor", "Schmidt", "Nakamura", "O'Brien", "Silva", "Kowalski", "Dubois"}
-)
-
-func randomName(r *rand.Rand) string {
-	name := givenNames[r.IntN(len(givenNames))]
-	if r.IntN(4) == 0 {
-		name += " " + middles[r.IntN(len(middles))]
-	}
-	return name + " " + surnames[r.IntN(len(surnames))]
-}
-
-// crmSplit is the CRMs' split: the last word is the last name.
-func crmSplit(name string) (first, last string) {
-	w := strings.Fields(name)
-	return strings.Join(w[:len(w)-1], " "), w[len(w)-1]
-}
-
-// marketoSplit is Marketo's: the first word is the first name.
-func marketoSplit(name string) (first, last string) {
-	first, last, _ = strings.Cut(name, " ")
-	return first, last
-}
-
 // expected is what vendor should hold for u: its upsert key and fields.
 func expected(vendor string, u *user) (key string, fields map[string]string) {
-	first, last := crmSplit(u.name)
-	switch vendor {
-	case config.ConnectorHubSpot:
-		return u.email, map[string]string{"email": u.email, "firstname": first, "lastname": last}
-	case config.ConnectorSalesforce:
-		return u.id, map[string]string{salesforcefake.ExternalIDField: u.id, "FirstName": first, "LastName": last, "Email": u.email}
-	case config.ConnectorMarketo:
-		mf, ml := marketoSplit(u.name)
-		return u.email, map[string]string{"email": u.email, "firstName": mf, "lastName": ml}
-	case config.ConnectorMailchimp:
-		return u.email, map[string]string{"email_address": u.email, "status": "subscribed", "FNAME": first, "LNAME": last}
-	case config.ConnectorIntercom:
-		return u.id, map[string]string{"external_id": u.id, "role": "user", "name": u.name, "email": u.email}
-	}
-	panic("unknown vendor " + vendor)
-}
-
-// emailKeyed says whether vendor upserts by email rather than by user id.
-func emailKeyed(vendor string) bool {
-	return vendor != config.ConnectorSalesforce && vendor != config.ConnectorIntercom
+	return hubtest.VendorRecord(vendor, u.id, u.name, u.email)
 }
 
 // differences lists how recs, a vendor's records, differ from holding
-// exactly users' latest state, one record per user. A vendor keyed by
-// email keeps the record of an address the user no longer has (an upsert
-// by the new address is a new record); those are returned as stale, not as
-// differences, provided the address was that customer's user's.
-func differences(vendor string, recs map[string]map[string]any, users []*user) (diffs []string, stale int) {
+// exactly users' latest state: one record per user, under its latest key,
+// with its latest fields, and no other record. A vendor keyed by email
+// must have moved a user's record when the address changed, not left one
+// behind at the old address.
+func differences(vendor string, recs map[string]map[string]any, users []*user) []string {
+	var diffs []string
 	want := map[string]bool{}
-	former := map[string]bool{}
+	former := map[string]string{}
 	for _, u := range users {
-		key, fields := expected(vendor, u)
+		key, _ := expected(vendor, u)
 		want[key] = true
 		for _, e := range u.emails[:len(u.emails)-1] {
-			former[e] = true
+			former[e] = u.id
 		}
-		rec, ok := recs[key]
-		if !ok {
-			diffs = append(diffs, fmt.Sprintf("%s: no record %s", u.id, key))
-			continue
-		}
-		for f, v := range fields {
-			if got, ok := rec[f]; !ok || fmt.Sprint(got) != v {
-				diffs = append(diffs, fmt.Sprintf("%s: %s = %v, want %q", key, f, got, v))
-			}
-		}
+		diffs = append(diffs, hubtest.VendorDiff(vendor, recs, u.id, u.name, u.email)...)
 	}
 	for key := range recs {
 		switch {
 		case want[key]:
-		case emailKeyed(vendor) && former[key]:
-			stale++
+		case former[key] != "":
+			diffs = append(diffs, fmt.Sprintf("stale record %s, a former address of %s: %v", key, former[key], recs[key]))
 		default:
 			diffs = append(diffs, fmt.Sprintf("unexpected record %s: %v", key, recs[key]))
 		}
 	}
 	slices.Sort(diffs)
-	return diffs, stale
+	return diffs
 }
 
 // eventuallyHolds waits until the fake of each vendor holds exactly the
@@ -364,7 +309,7 @@ func eventuallyHolds(t *testing.T, timeout time.Duration, fakes *vendorFakes, w 
 	hubtest.Eventually(t, timeout, fmt.Sprintf("%v to hold every user's latest state", vendors), func() bool {
 		last = nil
 		for _, v := range vendors {
-			d, _ := differences(v, fakes.fake(v).Records(), w.of(vendorOrg[v]))
+			d := differences(v, fakes.fake(v).Records(), w.of(vendorOrg[v]))
 			for _, x := range d {
 				last = append(last, v+": "+x)
 			}
@@ -404,14 +349,14 @@ func TestVendorsReceiveEveryUsersLatestState(t *testing.T) {
 	ids := make([]string, users)
 	for i := range users {
 		ids[i] = fmt.Sprintf("u%04d", i)
-		w.create(ids[i], vendorOrg[vendors[i%len(vendors)]], randomName(r))
+		w.create(ids[i], vendorOrg[vendors[i%len(vendors)]], hubtest.RandomName(r))
 	}
 	emailChanges := 0
 	for n := users; n < events; n++ {
 		id := ids[r.IntN(users)]
 		switch x := r.IntN(20); {
 		case x < 7:
-			w.rename(id, randomName(r))
+			w.rename(id, hubtest.RandomName(r))
 		case x < 10:
 			emailChanges++
 			w.changeEmail(id, fmt.Sprintf("%s.%d@example.com", id, n))
@@ -435,8 +380,10 @@ func TestVendorsReceiveEveryUsersLatestState(t *testing.T) {
 		if n := deadLettered(reg, v, vendorOrg[v]); n != 0 {
 			t.Errorf("%s: %v records dead-lettered", v, n)
 		}
-		_, stale := differences(v, f.Records(), w.of(vendorOrg[v]))
-		t.Logf("%s: %d requests, largest %d records, %d records at addresses users left", v, f.Requests(), f.MaxBatch(), stale)
+		if got, want := len(f.Records()), len(w.of(vendorOrg[v])); got != want {
+			t.Errorf("%s: %d records for %d users", v, got, want)
+		}
+		t.Logf("%s: %d requests, largest %d records", v, f.Requests(), f.MaxBatch())
 	}
 	if n := fakes.mailchimp.MaxInFlight(); n > mailchimpfake.MaxConnections {
 		t.Errorf("mailchimp: %d requests at once, its limit is %d", n, mailchimpfake.MaxConnections)
@@ -459,7 +406,7 @@ func TestExpiredTokenMidRunCostsNoRecord(t *testing.T) {
 	id := func(v string, i int) string { return fmt.Sprintf("%s_u%03d", v, i) }
 	for _, v := range vendors {
 		for i := range perOrg / 2 {
-			w.create(id(v, i), vendorOrg[v], randomName(r))
+			w.create(id(v, i), vendorOrg[v], hubtest.RandomName(r))
 			w.login(id(v, i))
 		}
 	}
@@ -471,10 +418,10 @@ func TestExpiredTokenMidRunCostsNoRecord(t *testing.T) {
 	fakes.salesforce.ExpireTokens()
 	for _, v := range vendors {
 		for i := range perOrg / 2 {
-			w.rename(id(v, i), randomName(r))
+			w.rename(id(v, i), hubtest.RandomName(r))
 		}
 		for i := perOrg / 2; i < perOrg; i++ {
-			w.create(id(v, i), vendorOrg[v], randomName(r))
+			w.create(id(v, i), vendorOrg[v], hubtest.RandomName(r))
 		}
 	}
 	w.produce(e)
@@ -510,7 +457,7 @@ func TestVendorRejectionIsDeadLetteredWithItsMessage(t *testing.T) {
 	for _, v := range vendors {
 		for i := range perOrg {
 			id := fmt.Sprintf("%s_u%03d", v, i)
-			w.create(id, vendorOrg[v], randomName(r))
+			w.create(id, vendorOrg[v], hubtest.RandomName(r))
 			if i == 7 {
 				// One version only, so exactly one dead letter.
 				rejected[v] = w.users[id]
@@ -634,7 +581,7 @@ func TestEnablingAConnectorLiveStartsDelivery(t *testing.T) {
 	id := func(i int) string { return fmt.Sprintf("u%03d", i) }
 	applied := 0
 	for i := range users {
-		w.create(id(i), org, randomName(r))
+		w.create(id(i), org, hubtest.RandomName(r))
 	}
 	applied += w.produce(e)
 	hubtest.Eventually(t, 30*time.Second, "users created while intercom is off", func() bool { return outcome(reg, "applied") == float64(applied) })
@@ -648,7 +595,7 @@ func TestEnablingAConnectorLiveStartsDelivery(t *testing.T) {
 		t.Fatalf("enabling intercom: %v", err)
 	}
 	for i := range users {
-		w.rename(id(i), randomName(r))
+		w.rename(id(i), hubtest.RandomName(r))
 		if i%3 == 0 {
 			w.changeEmail(id(i), fmt.Sprintf("%s.new@example.com", id(i)))
 		}
@@ -668,7 +615,7 @@ func TestEnablingAConnectorLiveStartsDelivery(t *testing.T) {
 	}
 	skippedBefore := counter(reg, "synchub_connector_records_total", map[string]string{"connector": vendor, "customer": org, "outcome": "skipped"})
 	for i := range users {
-		w.rename(id(i), "Late "+randomName(r))
+		w.rename(id(i), "Late "+hubtest.RandomName(r))
 	}
 	applied += w.produce(e)
 	hubtest.Eventually(t, 30*time.Second, "the late renames applied", func() bool { return outcome(reg, "applied") == float64(applied) })

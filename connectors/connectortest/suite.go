@@ -162,3 +162,112 @@ func Run(t *testing.T, setup Setup, sample func(i int) connectors.Record) {
 		holds(t, f, recs)
 	})
 }
+
+// RunFormerKeys runs the contract of a connector keyed by a value that can
+// change (an email): a record whose FormerKeys name the key the vendor
+// holds it under moves that vendor record to its Key instead of creating a
+// second one. sample is as for Run; a record with sample(j)'s Key and
+// FormerKeys [sample(i).Key] is the entity of sample(i) after its key
+// changed to sample(j)'s.
+func RunFormerKeys(t *testing.T, setup Setup, sample func(i int) connectors.Record) {
+	t.Helper()
+	upsert := func(t *testing.T, c Connector, recs ...connectors.Record) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		errs := c.Upsert(ctx, connectors.OpenGate{}, recs)
+		if len(errs) != len(recs) {
+			t.Fatalf("Upsert returned %d results for %d records", len(errs), len(recs))
+		}
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("record %d (%s): %v", i, recs[i].Key, err)
+			}
+		}
+	}
+	movedTo := func(to int, from ...int) connectors.Record {
+		r := sample(to)
+		for _, i := range from {
+			r.FormerKeys = append(r.FormerKeys, sample(i).Key)
+		}
+		return r
+	}
+	// holdsExactly checks that the vendor holds exactly recs, field by field.
+	holdsExactly := func(t *testing.T, f Fake, recs ...connectors.Record) {
+		t.Helper()
+		got := f.Records()
+		want := map[string]bool{}
+		for _, r := range recs {
+			want[r.Key] = true
+			stored, ok := got[r.Key]
+			if !ok {
+				t.Errorf("vendor does not hold %s", r.Key)
+				continue
+			}
+			for k, v := range r.Fields {
+				if fmt.Sprint(stored[k]) != fmt.Sprint(v) {
+					t.Errorf("%s.%s = %v, want %v", r.Key, k, stored[k], v)
+				}
+			}
+		}
+		for k := range got {
+			if !want[k] {
+				t.Errorf("vendor holds %s, which it should not (a stale record?)", k)
+			}
+		}
+	}
+
+	t.Run("rename of an existing record", func(t *testing.T) {
+		f, c := setup(t)
+		var first []connectors.Record
+		for i := range 10 {
+			first = append(first, sample(i))
+		}
+		upsert(t, c, first...)
+		// Five move, five stay as they are, one is new: in one call.
+		var second []connectors.Record
+		for i := range 5 {
+			second = append(second, movedTo(100+i, i))
+		}
+		for i := 5; i < 10; i++ {
+			second = append(second, sample(i))
+		}
+		second = append(second, sample(200))
+		upsert(t, c, second...)
+		holdsExactly(t, f, second...)
+		// A repeat (a redelivery after the move) finds nothing under the
+		// former key and is a plain upsert.
+		upsert(t, c, second...)
+		holdsExactly(t, f, second...)
+		// A second change, the vendor still at the first address.
+		upsert(t, c, movedTo(300, 100, 0))
+		holdsExactly(t, f, append([]connectors.Record{sample(300)}, second[1:]...)...)
+	})
+	t.Run("rename survives an outage and a throttle", func(t *testing.T) {
+		f, c := setup(t)
+		upsert(t, c, sample(0), sample(1))
+		f.FailNext(2)
+		f.ThrottleNext(1)
+		upsert(t, c, movedTo(10, 0), movedTo(11, 1))
+		holdsExactly(t, f, sample(10), sample(11))
+	})
+	t.Run("former key unknown to the vendor", func(t *testing.T) {
+		f, c := setup(t)
+		upsert(t, c, movedTo(1, 90))
+		holdsExactly(t, f, sample(1))
+		// An unknown newer former key, then a known older one: the record
+		// under the older one moves.
+		upsert(t, c, sample(2))
+		upsert(t, c, movedTo(3, 91, 2))
+		holdsExactly(t, f, sample(1), sample(3))
+	})
+	t.Run("new key already taken", func(t *testing.T) {
+		f, c := setup(t)
+		upsert(t, c, sample(0), sample(1))
+		// The entity of sample(0) now has sample(1)'s key, which another
+		// vendor record holds: that record is updated, the one under the
+		// former key left alone, and no error.
+		upsert(t, c, movedTo(1, 0))
+		holdsExactly(t, f, sample(0), sample(1))
+	})
+}

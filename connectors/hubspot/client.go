@@ -40,6 +40,10 @@ type Client struct {
 	pool *http.Transport
 	auth *tokenSource
 	url  string // the batch upsert endpoint
+	// readURL and updateURL are the batch read and batch update endpoints,
+	// for finding and moving a record held under a former key
+	// (Record.FormerKeys).
+	readURL, updateURL string
 }
 
 // New returns a Client for cfg (see Config.Validate) logging to logger
@@ -66,10 +70,12 @@ func New(cfg Config, logger *zap.Logger) (*Client, error) {
 		ExpectContinueTimeout: time.Second,
 	}
 	c := &Client{
-		cfg:  cfg,
-		log:  logger.With(zap.String("vendor", "hubspot")),
-		pool: pool,
-		url:  strings.TrimRight(cfg.BaseURL, "/") + "/crm/v3/objects/" + url.PathEscape(cfg.ObjectType) + "/batch/upsert",
+		cfg:       cfg,
+		log:       logger.With(zap.String("vendor", "hubspot")),
+		pool:      pool,
+		url:       strings.TrimRight(cfg.BaseURL, "/") + "/crm/v3/objects/" + url.PathEscape(cfg.ObjectType) + "/batch/upsert",
+		readURL:   strings.TrimRight(cfg.BaseURL, "/") + "/crm/v3/objects/" + url.PathEscape(cfg.ObjectType) + "/batch/read",
+		updateURL: strings.TrimRight(cfg.BaseURL, "/") + "/crm/v3/objects/" + url.PathEscape(cfg.ObjectType) + "/batch/update",
 		auth: &tokenSource{
 			static:   cfg.AccessToken,
 			hc:       &http.Client{Transport: sharedPool{pool}, Timeout: cfg.Policy.RequestTimeout},
@@ -121,11 +127,16 @@ func (s sharedPool) RoundTrip(r *http.Request) (*http.Response, error) { return 
 // waits at least 2 s. A 401 EXPIRED_AUTHENTICATION with OAuth refreshes the
 // token once and resends. Token requests do not pass the gate: they are
 // not CRM API calls and count against none of its rate limits.
+//
+// A record with FormerKeys is first moved (see move): the contact HubSpot
+// holds under a former key gets the new key and the record's properties,
+// so the user keeps one contact. Records moved are not upserted again.
 func (c *Client) Upsert(ctx context.Context, gate connectors.Gate, recs []connectors.Record) []error {
 	out := make([]error, len(recs))
 	if gate == nil {
 		gate = connectors.OpenGate{}
 	}
+	done := c.move(ctx, gate, recs, out)
 	var batch []int
 	inBatch := map[string]bool{}
 	flush := func() bool {
@@ -137,6 +148,9 @@ func (c *Client) Upsert(ctx context.Context, gate connectors.Gate, recs []connec
 		return ctx.Err() == nil
 	}
 	for i, r := range recs {
+		if done[i] {
+			continue
+		}
 		if r.Key == "" {
 			out[i] = &retry.Error{Class: retry.InvalidInput, Err: fmt.Errorf("hubspot: record %d has no %s", i, c.cfg.IDProperty)}
 			continue
@@ -144,7 +158,7 @@ func (c *Client) Upsert(ctx context.Context, gate connectors.Gate, recs []connec
 		if len(batch) == c.cfg.BatchSize || inBatch[r.Key] {
 			if !flush() {
 				for j := i; j < len(recs); j++ {
-					if out[j] == nil {
+					if out[j] == nil && !done[j] {
 						out[j] = fmt.Errorf("hubspot: upsert interrupted before record %d was sent: %w", j, ctx.Err())
 					}
 				}
@@ -192,11 +206,8 @@ func (e stdError) String() string {
 // a 207 failed transiently, and fills out for each index.
 func (c *Client) sendBatch(ctx context.Context, gate connectors.Gate, recs []connectors.Record, idx []int, out []error) {
 	p := c.cfg.Policy
-	bctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	b := attempt.StartBudget(p.MaxElapsed, func() { cancel(errElapsed) })
-	defer b.Stop()
-	s := &send{c: c, gate: gate, budget: b, log: c.log.With(zap.Int("batch_size", len(idx)))}
+	s, bctx, stop := c.start(ctx, gate, c.log.With(zap.Int("batch_size", len(idx))))
+	defer stop()
 
 	pending := append([]int(nil), idx...)
 	for {
@@ -208,7 +219,7 @@ func (c *Client) sendBatch(ctx context.Context, gate connectors.Gate, recs []con
 			byTrace[trace] = i
 		}
 		body, _ := json.Marshal(map[string]any{"inputs": inputs})
-		status, resp, err := s.do(ctx, bctx, body)
+		status, resp, err := s.do(ctx, bctx, s.c.url, body)
 		if err != nil {
 			for _, i := range pending {
 				out[i] = err
@@ -255,7 +266,7 @@ func (c *Client) sendBatch(ctx context.Context, gate connectors.Gate, recs []con
 			return // out already holds Exhausted for them
 		}
 		wait := s.backoff()
-		if time.Now().Add(wait).After(b.Deadline()) {
+		if time.Now().Add(wait).After(s.budget.Deadline()) {
 			return
 		}
 		t := time.NewTimer(wait)
@@ -373,6 +384,15 @@ type send struct {
 	admitted      bool
 }
 
+// start begins one batch request: its MaxElapsed budget, bctx (ctx, ended
+// when the budget runs out) and the send making its attempts; stop ends
+// them once the request is settled.
+func (c *Client) start(ctx context.Context, gate connectors.Gate, log *zap.Logger) (s *send, bctx context.Context, stop func()) {
+	bctx, cancel := context.WithCancelCause(ctx)
+	b := attempt.StartBudget(c.cfg.Policy.MaxElapsed, func() { cancel(errElapsed) })
+	return &send{c: c, gate: gate, budget: b, log: log}, bctx, func() { b.Stop(); cancel(nil) }
+}
+
 func (s *send) failedAt(now time.Time) {
 	if s.firstFailedAt.IsZero() {
 		s.firstFailedAt = now
@@ -430,13 +450,13 @@ func (s *send) release(resp *http.Response, err error) {
 
 // do makes one request of body with retries, and returns the status and
 // body of a 200 or 207, or the error every input of the request gets.
-func (s *send) do(ctx, bctx context.Context, body []byte) (int, []byte, error) {
+func (s *send) do(ctx, bctx context.Context, target string, body []byte) (int, []byte, error) {
 	p := s.c.cfg.Policy
 	if s.attempts >= p.MaxAttempts {
 		return 0, nil, s.fail(retry.Exhausted, s.lastStatus, errAttemptsUsed)
 	}
 	s.permanent, s.gateErr, s.tokenErr, s.refused = nil, nil, nil, false
-	req, err := retryablehttp.NewRequestWithContext(bctx, http.MethodPost, s.c.url, body)
+	req, err := retryablehttp.NewRequestWithContext(bctx, http.MethodPost, target, body)
 	if err != nil {
 		return 0, nil, s.fail(retry.Permanent, 0, errors.New("hubspot: cannot build request"))
 	}

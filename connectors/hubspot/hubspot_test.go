@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -77,6 +78,230 @@ func TestContractPrivateApp(t *testing.T) {
 		f := newFake(t)
 		return f, newClient(t, hubspot.Config{BaseURL: f.URL(), AccessToken: fake.PrivateAppToken, Policy: fastPolicy()})
 	}, sample)
+}
+
+// TestContractFormerKeys runs the contract with HubSpot's two answers to
+// a batch read of unknown ids: named in a 207, or left out of a 200.
+func TestContractFormerKeys(t *testing.T) {
+	for _, omit := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unknown ids omitted %v", omit), func(t *testing.T) {
+			connectortest.RunFormerKeys(t, func(t *testing.T) (connectortest.Fake, connectortest.Connector) {
+				f := newFake(t)
+				f.OmitMissingOnRead(omit)
+				return f, newClient(t, oauthConfig(f))
+			}, sample)
+		})
+	}
+}
+
+// TestFormerKeyLookupFailureSettlesTheRecord: a batch read that keeps
+// failing leaves whether the old contact exists unknown, so the record
+// gets the error and no upsert creates a second contact; records without
+// former keys are upserted as usual.
+func TestFormerKeyLookupFailureSettlesTheRecord(t *testing.T) {
+	f := newFake(t)
+	cfg := oauthConfig(f)
+	cfg.Policy.MaxAttempts = 2
+	c := newClient(t, cfg)
+	for _, err := range upsert(t, c, records(1)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.FailNext(2)
+	errs := upsert(t, c, []connectors.Record{chained(0, 3), sample(1)})
+	var re *retry.Error
+	if !errors.As(errs[0], &re) || re.Class != retry.Exhausted {
+		t.Errorf("record with former keys: %v, want Exhausted", errs[0])
+	}
+	if errs[1] != nil {
+		t.Errorf("plain record: %v", errs[1])
+	}
+	got := f.Records()
+	if _, ok := got[sample(1000).Key]; ok {
+		t.Errorf("%s created while its old contact may exist", sample(1000).Key)
+	}
+	if _, ok := got[sample(0).Key]; !ok {
+		t.Errorf("old contact %s gone", sample(0).Key)
+	}
+}
+
+// TestFormerKeyReadRefusedUpserts: an app HubSpot refuses the batch read
+// (403 MISSING_SCOPES: no crm.objects.contacts.read) still gets its
+// records upserted, unmoved, rather than failed.
+func TestFormerKeyReadRefusedUpserts(t *testing.T) {
+	f := newFake(t)
+	var reads int
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/batch/read") {
+			mu.Lock()
+			reads++
+			mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `{"status":"error","message":"This app hasn't been granted all required scopes to make this call.","correlationId":"c-1","category":"MISSING_SCOPES","context":{"requiredGranularScopes":["crm.objects.contacts.read"]}}`)
+			return
+		}
+		// The rest goes to the fake.
+		req, _ := http.NewRequest(r.Method, f.URL()+r.URL.Path, r.Body)
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	}))
+	defer srv.Close()
+	cfg := hubspot.Config{BaseURL: srv.URL, AccessToken: fake.PrivateAppToken, Policy: fastPolicy()}
+	c := newClient(t, cfg)
+	for i, err := range upsert(t, c, []connectors.Record{chained(0, 3)}) {
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if reads != 1 {
+		t.Errorf("%d batch reads, want 1 (a refusal is not retried)", reads)
+	}
+	if _, ok := f.Records()[sample(1000).Key]; !ok {
+		t.Errorf("record not upserted after the read was refused")
+	}
+}
+
+func TestOnlyRecordsWithFormerKeysPayTheUpdate(t *testing.T) {
+	f := newFake(t)
+	c := newClient(t, oauthConfig(f))
+	for i, err := range upsert(t, c, records(10)) {
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	if n := f.Requests(); n != 1 {
+		t.Fatalf("%d requests for 10 plain records, want 1", n)
+	}
+	// Two move (one batch read finds their contacts, one update moves
+	// them), one is new, eight stay (one upsert).
+	recs := records(10)[2:]
+	a, b := sample(50), sample(51)
+	a.FormerKeys, b.FormerKeys = []string{sample(0).Key}, []string{"nobody@example.com", sample(1).Key}
+	recs = append(recs, a, b, sample(52))
+	for i, err := range upsert(t, c, recs) {
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	// b's newest former key is unknown: the read says so, no extra request.
+	if n := f.Requests() - 1; n != 3 {
+		t.Errorf("%d requests, want 3 (read, update, upsert)", n)
+	}
+	if n := f.ReadRequests(); n != 1 {
+		t.Errorf("%d batch reads, want 1", n)
+	}
+	got := f.Records()
+	if len(got) != 11 {
+		t.Errorf("%d records, want 11", len(got))
+	}
+	for _, gone := range []string{sample(0).Key, sample(1).Key} {
+		if _, ok := got[gone]; ok {
+			t.Errorf("%s still held after its move", gone)
+		}
+	}
+}
+
+// chained is sample(1000+i) after a chain of changes from sample(i)'s key:
+// chain former keys, newest first, the vendor's sample(i).Key the oldest.
+func chained(i, chain int) connectors.Record {
+	r := sample(1000 + i)
+	for k := chain - 1; k >= 1; k-- {
+		r.FormerKeys = append(r.FormerKeys, fmt.Sprintf("user%d.%d@example.com", i, k))
+	}
+	r.FormerKeys = append(r.FormerKeys, sample(i).Key)
+	return r
+}
+
+// TestLongFormerKeyChainCostsBoundedRequests: the contact under the oldest
+// of twenty former keys is found with one batch read and moved with one
+// batch update, whatever the chain's length; many such records cost one
+// read per 100 former keys and one update per BatchSize records.
+func TestLongFormerKeyChainCostsBoundedRequests(t *testing.T) {
+	const chain = 20
+	t.Run("one record", func(t *testing.T) {
+		f := newFake(t)
+		c := newClient(t, oauthConfig(f))
+		for i, err := range upsert(t, c, records(1)) {
+			if err != nil {
+				t.Fatalf("record %d: %v", i, err)
+			}
+		}
+		before := f.Requests()
+		rec := chained(0, chain)
+		for _, err := range upsert(t, c, []connectors.Record{rec}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		n := f.Requests() - before
+		t.Logf("%d former keys: %d requests", len(rec.FormerKeys), n)
+		if n != 2 {
+			t.Errorf("%d requests for a chain of %d, want 2 (batch read, batch update)", n, chain)
+		}
+		got := f.Records()
+		if _, ok := got[rec.Key]; !ok || len(got) != 1 {
+			t.Errorf("vendor holds %v, want only %s (moved from %s)", keysOf(got), rec.Key, sample(0).Key)
+		}
+	})
+	t.Run("many records", func(t *testing.T) {
+		const n = 30
+		f := newFake(t)
+		c := newClient(t, oauthConfig(f))
+		for i, err := range upsert(t, c, records(n)) {
+			if err != nil {
+				t.Fatalf("record %d: %v", i, err)
+			}
+		}
+		before := f.Requests()
+		var recs []connectors.Record
+		for i := range n {
+			recs = append(recs, chained(i, chain))
+		}
+		for i, err := range upsert(t, c, recs) {
+			if err != nil {
+				t.Fatalf("record %d: %v", i, err)
+			}
+		}
+		reads := (n*chain + fake.MaxInputs - 1) / fake.MaxInputs
+		got := f.Requests() - before
+		t.Logf("%d records of %d former keys: %d requests", n, chain, got)
+		if want := reads + 1; got != want {
+			t.Errorf("%d requests, want %d (%d batch reads, one batch update)", got, want, reads)
+		}
+		if m := f.MaxBatch(); m > fake.MaxInputs {
+			t.Errorf("a request carried %d inputs, over HubSpot's %d", m, fake.MaxInputs)
+		}
+		held := f.Records()
+		if len(held) != n {
+			t.Errorf("vendor holds %d records, want %d", len(held), n)
+		}
+		for _, r := range recs {
+			if _, ok := held[r.Key]; !ok {
+				t.Errorf("%s not moved", r.Key)
+			}
+		}
+	})
+}
+
+func keysOf(m map[string]map[string]any) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
 
 func upsert(t *testing.T, c *hubspot.Client, recs []connectors.Record) []error {

@@ -15,7 +15,8 @@ import (
 	"github.com/synchub/synchub/retry"
 )
 
-// upsertOne PUTs one record, retrying per the policy.
+// upsertOne PUTs one record, retrying per the policy, after moving the
+// member from a former address when r has former keys (see move).
 func (c *Client) upsertOne(ctx context.Context, gate connectors.Gate, r connectors.Record) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("mailchimp: upsert not started: %w", err)
@@ -24,6 +25,22 @@ func (c *Client) upsertOne(ctx context.Context, gate connectors.Gate, r connecto
 	if err != nil {
 		return &retry.Error{Class: retry.InvalidInput, Err: err}
 	}
+	if formers := formerHashes(r, hash); len(formers) > 0 {
+		done, err := c.move(ctx, gate, hash, body, formers)
+		if done || err != nil {
+			return err
+		}
+	}
+	return c.request(ctx, gate, http.MethodPut, hash, hash, body)
+}
+
+// request sends one member request (PUT or PATCH of
+// /lists/{list_id}/members/{pathHash}) with retries per the policy, and
+// classifies its end: nil on 2xx, *retry.Error otherwise (Permanent with
+// the final HTTP status for an answer not worth retrying), or an error
+// wrapping ctx's or the gate's when interrupted. hash names the member in
+// logs and errors.
+func (c *Client) request(ctx context.Context, gate connectors.Gate, method, pathHash, hash string, body []byte) error {
 	var lastBody string // describe() of the last error answer
 	run := attempt.Start(ctx, attempt.Config{
 		Policy: c.cfg.Policy, Gate: gate, Transport: c.pool, SafeURL: c.safeURL,
@@ -43,8 +60,8 @@ func (c *Client) upsertOne(ctx context.Context, gate connectors.Gate, r connecto
 	})
 	defer run.Close()
 
-	target := c.cfg.BaseURL + "/lists/" + url.PathEscape(c.cfg.ListID) + "/members/" + hash
-	req, err := retryablehttp.NewRequestWithContext(run.Context(), http.MethodPut, target, body)
+	target := c.cfg.BaseURL + "/lists/" + url.PathEscape(c.cfg.ListID) + "/members/" + pathHash
+	req, err := retryablehttp.NewRequestWithContext(run.Context(), method, target, body)
 	if err != nil {
 		return &retry.Error{Class: retry.Permanent, Err: fmt.Errorf("mailchimp: cannot build request to %s", c.safeURL)}
 	}

@@ -88,6 +88,41 @@ func TestContract(t *testing.T) {
 	}, sample(t))
 }
 
+func TestContractFormerKeys(t *testing.T) {
+	spec := fake.LoadSpec(specPath)
+	connectortest.RunFormerKeys(t, func(t *testing.T) (connectortest.Fake, connectortest.Connector) {
+		return newPair(t, spec)
+	}, sample(t))
+}
+
+func TestMoveRequests(t *testing.T) {
+	f, c := newPair(t, fake.LoadSpec(specPath))
+	rec := sample(t)
+	ctx := context.Background()
+	if errs := c.Upsert(ctx, connectors.OpenGate{}, []connectors.Record{rec(0), rec(1)}); errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs)
+	}
+	if n := f.Requests(); n != 2 {
+		t.Fatalf("%d requests for two plain records, want 2", n)
+	}
+	// A case-only change is the same member: no PATCH.
+	same := rec(0)
+	same.FormerKeys = []string{strings.ToLower(same.Key)}
+	// Moved: one PATCH per former address tried (an unknown one first).
+	moved := rec(10)
+	moved.FormerKeys = []string{"nobody@example.com", rec(1).Key}
+	if errs := c.Upsert(ctx, connectors.OpenGate{}, []connectors.Record{same, moved}); errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs)
+	}
+	if n := f.Requests() - 2; n != 3 {
+		t.Errorf("%d requests, want 3 (PUT, PATCH 404, PATCH)", n)
+	}
+	got := f.Records()
+	if _, ok := got[rec(1).Key]; ok || len(got) != 2 {
+		t.Errorf("records %v, want %s and %s only", got, rec(0).Key, rec(10).Key)
+	}
+}
+
 func TestDefaultMappingSplitsNames(t *testing.T) {
 	for _, tc := range []struct{ name, first, last string }{
 		{"Ann Lee", "Ann", "Lee"},

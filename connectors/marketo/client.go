@@ -125,6 +125,9 @@ func (s sharedPool) RoundTrip(r *http.Request) (*http.Response, error) { return 
 //   - ctx done: an error wrapping ctx.Err() that is not a *retry.Error,
 //     for every record not yet settled.
 //
+// Records with FormerKeys are first moved (see move), with action
+// createOrUpdate only.
+//
 // Errors and logs name the instance as scheme://host and never carry the
 // client secret or the access token.
 func (c *Client) Upsert(ctx context.Context, gate connectors.Gate, recs []connectors.Record) []error {
@@ -142,6 +145,9 @@ func (c *Client) Upsert(ctx context.Context, gate connectors.Gate, recs []connec
 		}
 		idx = append(idx, i)
 		raws = append(raws, raw)
+	}
+	if c.cfg.Action == "createOrUpdate" {
+		idx, raws = c.move(ctx, gate, recs, idx, raws, out)
 	}
 	for len(idx) > 0 {
 		n := c.chunkLen(raws)
@@ -225,37 +231,63 @@ var (
 	errNotSent      = errors.New("attempt not sent")
 )
 
-// send makes one Sync Leads call for raws, retried per Policy, and
-// returns one result per lead.
+// send makes one Sync Leads call for raws with the configured action and
+// lookup field, retried per Policy, and returns one result per lead.
 func (c *Client) send(ctx context.Context, gate connectors.Gate, raws []json.RawMessage) []error {
-	all := func(err error) []error {
+	return c.sync(ctx, gate, c.cfg.Action, c.cfg.LookupField, raws)
+}
+
+// sync makes one Sync Leads call, retried per Policy, and returns one
+// result per lead.
+func (c *Client) sync(ctx context.Context, gate connectors.Gate, action, lookupField string, raws []json.RawMessage) []error {
+	d, err := c.syncCall(ctx, gate, action, lookupField, raws)
+	if err != nil {
 		out := make([]error, len(raws))
 		for i := range out {
 			out[i] = err
 		}
 		return out
 	}
-	body, err := json.Marshal(syncRequest{Action: c.cfg.Action, LookupField: c.cfg.LookupField, PartitionName: c.cfg.PartitionName, Input: raws})
+	return d.records(len(raws))
+}
+
+// syncCall makes one Sync Leads call and returns it answered per lead, or
+// the error every lead of it gets.
+func (c *Client) syncCall(ctx context.Context, gate connectors.Gate, action, lookupField string, raws []json.RawMessage) (*call, error) {
+	body, err := json.Marshal(syncRequest{Action: action, LookupField: lookupField, PartitionName: c.cfg.PartitionName, Input: raws})
 	if err != nil {
-		return all(&retry.Error{Class: retry.InvalidInput, Err: fmt.Errorf("marketo: cannot encode request: %w", err)})
+		return nil, &retry.Error{Class: retry.InvalidInput, Err: fmt.Errorf("marketo: cannot encode request: %w", err)}
 	}
+	return c.do(ctx, gate, http.MethodPost, c.cfg.BaseURL+"/rest/v1/leads.json", body, len(raws))
+}
+
+// do makes one API call (a POST with a JSON body, or a GET with none)
+// retried per Policy, and returns it once Marketo answered success: true,
+// or the call's error. n is the leads it carries, for logs.
+func (c *Client) do(ctx context.Context, gate connectors.Gate, method, target string, body []byte, n int) (*call, error) {
 	p := c.cfg.Policy
 	dctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	b := attempt.StartBudget(p.MaxElapsed, func() { cancel(errElapsed) })
 	defer b.Stop()
-	d := &call{c: c, p: p, gate: gate, budget: b, log: c.log.With(zap.Int("batch_size", len(raws)))}
+	d := &call{c: c, p: p, gate: gate, budget: b, log: c.log.With(zap.Int("batch_size", n))}
 
-	req, err := retryablehttp.NewRequestWithContext(dctx, http.MethodPost, c.cfg.BaseURL+"/rest/v1/leads.json", body)
-	if err != nil {
-		return all(&retry.Error{Class: retry.Permanent, Err: fmt.Errorf("marketo: cannot build request to %s", c.safeURL)})
+	var rb any
+	if body != nil {
+		rb = body
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req, err := retryablehttp.NewRequestWithContext(dctx, method, target, rb)
+	if err != nil {
+		return nil, &retry.Error{Class: retry.Permanent, Err: fmt.Errorf("marketo: cannot build request to %s", c.safeURL)}
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", userAgent)
 	defer d.release(0, 0, errNotSent)
 	if err := d.prepare(dctx, req.Header); err != nil {
-		return all(d.outcome(ctx, dctx, nil, err))
+		return nil, d.outcome(ctx, dctx, nil, err)
 	}
 	rc := &retryablehttp.Client{
 		HTTPClient: &http.Client{
@@ -293,9 +325,9 @@ func (c *Client) send(ctx context.Context, gate connectors.Gate, raws []json.Raw
 	}
 	resp, err := rc.Do(req)
 	if err := d.outcome(ctx, dctx, resp, err); err != nil {
-		return all(err)
+		return nil, err
 	}
-	return d.records(len(raws))
+	return d, nil
 }
 
 // call is the state of one Sync Leads call across its attempts.
@@ -322,6 +354,7 @@ type call struct {
 	reauthed      bool   // the one refresh after 601/602 was spent
 	staleToken    bool   // the next attempt needs a fresh token
 	result        *syncResponse
+	raw           []byte // the body of the successful answer
 }
 
 // prepare readies the next attempt: a valid token in h, then the gate
@@ -403,7 +436,7 @@ func (d *call) checkRetry(ctx context.Context, resp *http.Response, err error) (
 			}
 			if sr.Success {
 				d.release(code, 0, nil)
-				d.result = &sr
+				d.result, d.raw = &sr, raw
 				return false, nil
 			}
 			ae := apiError{Code: "?", Message: "success:false without errors"}

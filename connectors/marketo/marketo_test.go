@@ -68,6 +68,47 @@ func TestContract(t *testing.T) {
 	}, sample)
 }
 
+func TestContractFormerKeys(t *testing.T) {
+	connectortest.RunFormerKeys(t, func(t *testing.T) (connectortest.Fake, connectortest.Connector) {
+		return newPair(t, nil)
+	}, sample)
+}
+
+func TestOnlyRecordsWithFormerKeysPayTheLookup(t *testing.T) {
+	f, c := newPair(t, nil)
+	ctx := context.Background()
+	for i, err := range c.Upsert(ctx, connectors.OpenGate{}, samples(10)) {
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	if n := f.Requests(); n != 1 {
+		t.Fatalf("%d calls for 10 plain records, want 1", n)
+	}
+	recs := samples(10)[2:]
+	a, b := sample(50), sample(51)
+	a.FormerKeys = []string{sample(0).Key}
+	b.FormerKeys = []string{"nobody@example.com", sample(1).Key}
+	recs = append(recs, a, b)
+	for i, err := range c.Upsert(ctx, connectors.OpenGate{}, recs) {
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	if n := f.Requests() - 1; n != 3 {
+		t.Errorf("%d calls, want 3 (lookup, update by id, createOrUpdate)", n)
+	}
+	got := f.Records()
+	if len(got) != 10 {
+		t.Errorf("%d leads, want 10: %v", len(got), got)
+	}
+	for _, gone := range []string{sample(0).Key, sample(1).Key} {
+		if _, ok := got[gone]; ok {
+			t.Errorf("%s still held after its move", gone)
+		}
+	}
+}
+
 func TestBatchSplittingHonoursLimit(t *testing.T) {
 	for _, size := range []int{0, 7, 300} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/synchub/synchub/event"
@@ -15,6 +16,25 @@ import (
 // RecentLimit bounds the recent_logins and recent_failed_logins lists: the
 // counters keep the totals, the lists only the last few for context.
 const RecentLimit = 10
+
+// PreviousEmailsLimit bounds previous_emails: the addresses a user had
+// before the current one, kept so connectors keyed by email can move the
+// vendor's record to the new address (connectors.Record.FormerKeys).
+//
+// The list must reach back to the address the vendor last received, and
+// that can be many changes ago: while a backlog waits (catch-up after an
+// outage, a restart, a slow or open-circuited vendor) the dispatch stage
+// coalesces every version of a user into one delivery, so all the changes
+// made in the meantime arrive as one. Five was not enough there: a user
+// with eight changes in a backlog still had its vendor record under the
+// original address, which had already fallen out of the list.
+//
+// Twenty bounds how much every snapshot carries, and how many former keys
+// a connector looks up. More changes than that between two deliveries of
+// a user to a vendor lose the oldest addresses: a vendor still holding the
+// record under one of them keeps that stale record, and the hub creates a
+// second one under the current address.
+const PreviousEmailsLimit = 20
 
 // EntityUser is the user entity's type name (entity.user, "user.updated").
 const EntityUser = "user"
@@ -29,15 +49,20 @@ type Source struct {
 // User is the user entity snapshot of DESIGN §3. It is always whole, never a
 // diff.
 type User struct {
-	ID                 string        `json:"id"`
-	Type               string        `json:"type"`
-	OrganizationID     string        `json:"organization_id"`
-	Version            int64         `json:"version"`
-	CreatedAt          time.Time     `json:"created_at"`
-	UpdatedAt          time.Time     `json:"updated_at"`
-	Source             Source        `json:"source"`
-	Name               string        `json:"name"`
-	Email              string        `json:"email"`
+	ID             string    `json:"id"`
+	Type           string    `json:"type"`
+	OrganizationID string    `json:"organization_id"`
+	Version        int64     `json:"version"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	Source         Source    `json:"source"`
+	Name           string    `json:"name"`
+	Email          string    `json:"email"`
+	// PreviousEmails are the addresses the user had before Email, most
+	// recent last, distinct (case-insensitively), never Email itself, at
+	// most PreviousEmailsLimit. Snapshots written before the field existed
+	// lack it; the next fold fills it ([] when nothing is known).
+	PreviousEmails     []string      `json:"previous_emails"`
 	Roles              []string      `json:"roles"`
 	LoginsCount        int64         `json:"logins_count"`
 	LoginsFailedCount  int64         `json:"logins_failed_count"`
@@ -89,6 +114,7 @@ func ApplyUser(prev *User, ev event.Envelope, src Source) (*User, error) {
 			Name:           p.Name,
 			Email:          p.Email,
 			Roles:          nonNil(slices.Clone(p.Roles)),
+			PreviousEmails: []string{},
 			// Empty lists, not null: receivers iterate them without checks.
 			RecentLogins:       []Login{},
 			RecentFailedLogins: []FailedLogin{},
@@ -101,13 +127,15 @@ func ApplyUser(prev *User, ev event.Envelope, src Source) (*User, error) {
 	next.Version++
 	next.UpdatedAt = ev.Timestamp
 	next.Source = src
+	next.PreviousEmails = nonNil(prev.PreviousEmails)
 	switch p := ev.Payload.(type) {
 	case *event.UserUpdatedPayload:
 		if p.Name != nil {
 			next.Name = *p.Name
 		}
-		if p.Email != nil {
+		if p.Email != nil && *p.Email != prev.Email {
 			next.Email = *p.Email
+			next.PreviousEmails = rememberEmail(prev.PreviousEmails, prev.Email, next.Email)
 		}
 		if p.Roles != nil {
 			next.Roles = nonNil(slices.Clone(*p.Roles))
@@ -134,6 +162,26 @@ func appendBounded[T any](s []T, v T) []T {
 	}
 	out := make([]T, 0, len(s)+1)
 	return append(append(out, s...), v)
+}
+
+// rememberEmail returns a new list: prev with old appended as the most
+// recent, without current or any earlier copy of old (compared
+// case-insensitively, as vendors compare addresses), without empty
+// addresses, and cut to the newest PreviousEmailsLimit. prev is untouched.
+func rememberEmail(prev []string, old, current string) []string {
+	out := make([]string, 0, len(prev)+1)
+	for _, e := range prev {
+		if e != "" && !strings.EqualFold(e, old) && !strings.EqualFold(e, current) {
+			out = append(out, e)
+		}
+	}
+	if old != "" && !strings.EqualFold(old, current) {
+		out = append(out, old)
+	}
+	if len(out) > PreviousEmailsLimit {
+		out = out[len(out)-PreviousEmailsLimit:]
+	}
+	return out
 }
 
 func nonNil(s []string) []string {

@@ -22,6 +22,10 @@ type MappedTarget struct {
 	Client   Upserter
 	Mapping  *mapping.Mapping
 	KeyField string
+	// FormerKeys, when set, returns the record's former upsert keys
+	// (connectors.Record.FormerKeys) from the decoded snapshot and its
+	// current key.
+	FormerKeys func(entity map[string]any, key string) []string
 }
 
 // Prepare maps the snapshot. A mapping that fails, or leaves the upsert
@@ -39,7 +43,11 @@ func (t MappedTarget) Prepare(_ string, snapshot []byte) (any, error) {
 	if key == "" {
 		return nil, &retry.Error{Class: retry.InvalidMapping, Err: fmt.Errorf("upsert key %s is empty", t.KeyField)}
 	}
-	return connectors.Record{Key: key, Fields: fields}, nil
+	rec := connectors.Record{Key: key, Fields: fields}
+	if t.FormerKeys != nil {
+		rec.FormerKeys = t.FormerKeys(entity, key)
+	}
+	return rec, nil
 }
 
 // Send upserts items in one call; the connector splits them within the

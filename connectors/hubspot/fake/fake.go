@@ -3,7 +3,9 @@
 // that expire (401 EXPIRED_AUTHENTICATION), a static private-app token,
 // the 100-input batch limit, idempotent upsert keyed on idProperty, 207
 // multi-status with per-input StandardErrors, 429 with
-// X-HubSpot-RateLimit-* headers, and HubSpot's error body. Every API
+// X-HubSpot-RateLimit-* headers, HubSpot's error body, and the batch read
+// and batch update by email that find a contact and move it to a new
+// address. Every API
 // request is validated against openapi.yaml, the team's own description of
 // those shapes.
 package fake
@@ -57,6 +59,8 @@ type Server struct {
 	throttleNext int
 	rejects      map[string]string
 	flaky        map[string]int // key → upserts left to fail transiently
+	omitMissing  bool           // batch read leaves unknown ids out silently
+	readReqs     int
 }
 
 // New starts a fake HubSpot; Close it when done.
@@ -186,6 +190,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Records())
 	case r.URL.Path == "/oauth/v1/token" || r.URL.Path == "/oauth/v3/token":
 		s.token(w, r)
+	case strings.HasPrefix(r.URL.Path, "/crm/v3/objects/") && strings.HasSuffix(r.URL.Path, "/batch/update"):
+		s.update(w, r)
+	case strings.HasPrefix(r.URL.Path, "/crm/v3/objects/") && strings.HasSuffix(r.URL.Path, "/batch/read"):
+		s.read(w, r)
 	case strings.HasPrefix(r.URL.Path, "/crm/v3/objects/"):
 		s.upsert(w, r)
 	default:
@@ -248,12 +256,14 @@ type upsertInput struct {
 	Properties         map[string]string `json:"properties"`
 }
 
-func (s *Server) upsert(w http.ResponseWriter, r *http.Request) {
+// admit counts an API request and applies auth and the injected throttle
+// and outage; on true the caller serves it.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
 	s.mu.Lock()
 	s.requests++
 	s.mu.Unlock()
 	if !s.authorize(w, r) {
-		return
+		return false
 	}
 	s.mu.Lock()
 	throttle, fail, window := s.throttleNext > 0, false, s.rateWindow
@@ -274,73 +284,146 @@ func (s *Server) upsert(w http.ResponseWriter, r *http.Request) {
 			"errorType": "RATE_LIMIT", "correlationId": uuid(), "policyName": "TEN_SECONDLY_ROLLING",
 			"requestId": randomHex(16),
 		})
-		return
+		return false
 	}
 	if fail {
 		writeError(w, http.StatusServiceUnavailable, "INTERNAL_ERROR", "Service temporarily unavailable", nil)
-		return
+		return false
+	}
+	return true
+}
+
+// batchBody admits a batch request, checks it against the spec and decodes
+// its body into in; more than MaxInputs inputs refuse the whole batch with
+// 400 VALIDATION_ERROR. On false the answer is written.
+func (s *Server) batchBody(w http.ResponseWriter, r *http.Request, in any) bool {
+	if !s.admit(w, r) {
+		return false
 	}
 	body, ok := s.validate(w, r)
 	if !ok {
-		return
+		return false
 	}
-	var in struct {
-		Inputs []upsertInput `json:"inputs"`
+	var count struct {
+		Inputs []json.RawMessage `json:"inputs"`
 	}
-	if err := json.Unmarshal(body, &in); err != nil {
+	err := json.Unmarshal(body, &count)
+	if err == nil {
+		err = json.Unmarshal(body, in)
+	}
+	if err != nil {
 		writeError(w, http.StatusBadRequest, "VALIDATION_ERROR", "Invalid input JSON: "+err.Error(), nil)
-		return
+		return false
 	}
-	if len(in.Inputs) > MaxInputs {
+	if len(count.Inputs) > MaxInputs {
 		writeError(w, http.StatusBadRequest, "VALIDATION_ERROR",
-			fmt.Sprintf("Too many inputs: %d. The limit is %d.", len(in.Inputs), MaxInputs), nil)
-		return
+			fmt.Sprintf("Too many inputs: %d. The limit is %d.", len(count.Inputs), MaxInputs), nil)
+		return false
 	}
+	s.mu.Lock()
+	s.maxBatch = max(s.maxBatch, len(count.Inputs))
+	s.mu.Unlock()
+	return true
+}
+
+// checkInputs refuses, with 400 VALIDATION_ERROR, a batch naming an id
+// twice (HubSpot refuses those) or by an idProperty the fake does not
+// model: email, and for an existing object (byObjectID) hs_object_id, the
+// default when idProperty is absent.
+func checkInputs(w http.ResponseWriter, inputs []upsertInput, byObjectID bool) bool {
 	seen := map[string]bool{}
-	for _, x := range in.Inputs {
-		if x.IDProperty != "email" {
-			// Only contacts by email are modelled; hs_object_id upserts
-			// would need objects the fake never creates by id.
-			writeError(w, http.StatusBadRequest, "VALIDATION_ERROR",
-				fmt.Sprintf("Property %q is not a unique property the fake supports; use email", x.IDProperty), nil)
-			return
+	for _, x := range inputs {
+		if !idPropertyKnown(w, x.IDProperty, byObjectID) {
+			return false
 		}
 		if seen[x.ID] {
 			writeError(w, http.StatusBadRequest, "VALIDATION_ERROR", "Duplicate IDs found in batch input: ["+x.ID+"]", nil)
-			return
+			return false
 		}
 		seen[x.ID] = true
+	}
+	return true
+}
+
+// idPropertyKnown refuses, with 400 VALIDATION_ERROR, an idProperty the
+// fake does not model (see checkInputs).
+func idPropertyKnown(w http.ResponseWriter, p string, byObjectID bool) bool {
+	if p == "email" || byObjectID && (p == "" || p == "hs_object_id") {
+		return true
+	}
+	writeError(w, http.StatusBadRequest, "VALIDATION_ERROR",
+		fmt.Sprintf("Property %q is not a unique property the fake supports; use email", p), nil)
+	return false
+}
+
+// inputError is a 207's StandardError for the inputs with ids.
+func inputError(trace, category, message string, ids ...string) map[string]any {
+	e := map[string]any{
+		"status": "error", "category": category, "message": message,
+		"context": map[string][]string{"ids": ids},
+		"errors":  []any{}, "links": map[string]string{},
+	}
+	if trace != "" {
+		e["objectWriteTraceId"] = trace
+	}
+	return e
+}
+
+// result is the answer's entry for the contact held under key, with props
+// as its properties; s.mu is held.
+func (s *Server) result(key string, props map[string]string, now string) map[string]any {
+	return map[string]any{
+		"id": s.objectIDs[key], "properties": props,
+		"createdAt": now, "updatedAt": now, "archived": false,
+	}
+}
+
+// allProperties are rec's values as HubSpot's string properties.
+func allProperties(rec map[string]any) map[string]string {
+	props := map[string]string{}
+	for k, v := range rec {
+		props[k] = fmt.Sprint(v)
+	}
+	return props
+}
+
+// writeBatch answers a batch request: 200, or 207 when errs is not empty.
+func writeBatch(w http.ResponseWriter, results, errs []map[string]any, now string) {
+	resp := map[string]any{"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}
+	status := http.StatusOK
+	if len(errs) > 0 {
+		status = http.StatusMultiStatus
+		resp["errors"] = errs
+		resp["numErrors"] = len(errs)
+	}
+	writeJSON(w, status, resp)
+}
+
+func (s *Server) upsert(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Inputs []upsertInput `json:"inputs"`
+	}
+	if !s.batchBody(w, r, &in) {
+		return
+	}
+	// Only contacts by email are modelled; hs_object_id upserts would need
+	// objects the fake never creates by id.
+	if !checkInputs(w, in.Inputs, false) {
+		return
 	}
 
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	results := []map[string]any{}
 	errs := []map[string]any{}
 	s.mu.Lock()
-	s.maxBatch = max(s.maxBatch, len(in.Inputs))
 	for _, x := range in.Inputs {
 		if msg, bad := s.rejects[x.ID]; bad {
-			e := map[string]any{
-				"status": "error", "category": "VALIDATION_ERROR", "message": msg,
-				"context": map[string][]string{"ids": {x.ID}},
-				"errors":  []any{}, "links": map[string]string{},
-			}
-			if x.ObjectWriteTraceID != "" {
-				e["objectWriteTraceId"] = x.ObjectWriteTraceID
-			}
-			errs = append(errs, e)
+			errs = append(errs, inputError(x.ObjectWriteTraceID, "VALIDATION_ERROR", msg, x.ID))
 			continue
 		}
 		if s.flaky[x.ID] > 0 {
 			s.flaky[x.ID]--
-			e := map[string]any{
-				"status": "error", "category": "INTERNAL_ERROR", "message": "Internal error while writing " + x.ID,
-				"context": map[string][]string{"ids": {x.ID}},
-				"errors":  []any{}, "links": map[string]string{},
-			}
-			if x.ObjectWriteTraceID != "" {
-				e["objectWriteTraceId"] = x.ObjectWriteTraceID
-			}
-			errs = append(errs, e)
+			errs = append(errs, inputError(x.ObjectWriteTraceID, "INTERNAL_ERROR", "Internal error while writing "+x.ID, x.ID))
 			continue
 		}
 		rec, exists := s.records[x.ID]
@@ -355,24 +438,12 @@ func (s *Server) upsert(w http.ResponseWriter, r *http.Request) {
 			rec[k] = v
 		}
 		rec["email"] = x.ID
-		props := map[string]string{}
-		for k, v := range rec {
-			props[k] = fmt.Sprint(v)
-		}
-		results = append(results, map[string]any{
-			"id": s.objectIDs[x.ID], "new": !exists, "properties": props,
-			"createdAt": now, "updatedAt": now, "archived": false,
-		})
+		res := s.result(x.ID, allProperties(rec), now)
+		res["new"] = !exists
+		results = append(results, res)
 	}
 	s.mu.Unlock()
-	resp := map[string]any{"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}
-	status := http.StatusOK
-	if len(errs) > 0 {
-		status = http.StatusMultiStatus
-		resp["errors"] = errs
-		resp["numErrors"] = len(errs)
-	}
-	writeJSON(w, status, resp)
+	writeBatch(w, results, errs, now)
 }
 
 // authorize checks the bearer token as HubSpot does: an expired OAuth token

@@ -18,6 +18,25 @@ import (
 	"github.com/synchub/synchub/internal/openapicheck"
 )
 
+// post sends body to the fake's path with the private-app token, and
+// returns the response and its body, read.
+func post(t *testing.T, f *fake.Server, path, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, f.URL()+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+fake.PrivateAppToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, got
+}
+
 // TestSpecViolationRefused: a request openapi.yaml does not allow gets a
 // 400 VALIDATION_ERROR naming the problem; a conforming one goes through.
 func TestSpecViolationRefused(t *testing.T) {
@@ -33,16 +52,9 @@ func TestSpecViolationRefused(t *testing.T) {
 		{"non-string value", "/crm/v3/objects/contacts/batch/upsert", `{"inputs":[{"idProperty":"email","id":"a@x.io","properties":{"n":1}}]}`, 400, "body.inputs.0.properties.n: value must be a string"},
 		{"unknown object type", "/crm/v3/objects/tickets/batch/upsert", `{"inputs":[]}`, 400, "path parameter objectType"},
 	} {
-		req, _ := http.NewRequest(http.MethodPost, f.URL()+tc.path, strings.NewReader(tc.body))
-		req.Header.Set("Authorization", "Bearer "+fake.PrivateAppToken)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp, body := post(t, f, tc.path, tc.body)
 		var e map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&e)
-		resp.Body.Close()
+		_ = json.Unmarshal(body, &e)
 		msg, _ := e["message"].(string)
 		if resp.StatusCode != tc.status || tc.want != "" && (e["category"] != "VALIDATION_ERROR" || !strings.Contains(msg, tc.want)) {
 			t.Errorf("%s: HTTP %d %v, want %d naming %q", tc.name, resp.StatusCode, e, tc.status, tc.want)
@@ -71,15 +83,7 @@ func TestResponsesMatchSpec(t *testing.T) {
 	}
 	call := func(name, path, body string, want int) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, f.URL()+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+fake.PrivateAppToken)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, got := post(t, f, path, body)
 		if resp.StatusCode != want {
 			t.Fatalf("%s: HTTP %d %s, want %d", name, resp.StatusCode, got, want)
 		}
@@ -117,21 +121,14 @@ func TestResponsesMatchSpec(t *testing.T) {
 func TestBatchRead(t *testing.T) {
 	f := fake.New()
 	defer f.Close()
-	post := func(path, body string) (int, map[string]any) {
-		req, _ := http.NewRequest(http.MethodPost, f.URL()+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+fake.PrivateAppToken)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+	postJSON := func(path, body string) (int, map[string]any) {
+		resp, got := post(t, f, path, body)
 		var m map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&m)
+		_ = json.Unmarshal(got, &m)
 		return resp.StatusCode, m
 	}
-	post("/crm/v3/objects/contacts/batch/upsert", `{"inputs":[{"idProperty":"email","id":"a@x.io","properties":{"firstname":"A"}}]}`)
-	status, m := post("/crm/v3/objects/contacts/batch/read",
+	postJSON("/crm/v3/objects/contacts/batch/upsert", `{"inputs":[{"idProperty":"email","id":"a@x.io","properties":{"firstname":"A"}}]}`)
+	status, m := postJSON("/crm/v3/objects/contacts/batch/read",
 		`{"idProperty":"email","properties":["email","firstname"],"propertiesWithHistory":[],"inputs":[{"id":"a@x.io"},{"id":"b@x.io"},{"id":"c@x.io"}]}`)
 	if status != http.StatusMultiStatus {
 		t.Fatalf("HTTP %d %v, want 207", status, m)
@@ -153,7 +150,7 @@ func TestBatchRead(t *testing.T) {
 	if e["category"] != "OBJECT_NOT_FOUND" || ids != "[b@x.io c@x.io]" {
 		t.Errorf("error %v, want OBJECT_NOT_FOUND for b@x.io and c@x.io", e)
 	}
-	if status, m := post("/crm/v3/objects/contacts/batch/read", `{"idProperty":"email","properties":["email"],"inputs":[{"id":"a@x.io"}]}`); status != 400 {
+	if status, m := postJSON("/crm/v3/objects/contacts/batch/read", `{"idProperty":"email","properties":["email"],"inputs":[{"id":"a@x.io"}]}`); status != 400 {
 		t.Errorf("read without propertiesWithHistory: HTTP %d %v, want 400 (HubSpot's schema requires it)", status, m)
 	}
 }

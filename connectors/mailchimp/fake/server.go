@@ -10,6 +10,9 @@
 //     member, idempotent by subscriber hash (md5 of the lower-cased
 //     email); status_if_new applies to new members only. An unknown list
 //     is 404, a hash that is not the body's email's is 400.
+//   - PATCH /3.0/lists/{list_id}/members/{subscriber_hash} updates an
+//     existing member (404 if none); a new email_address moves it to that
+//     address's hash, or is 400 "Member Exists" if another member has it.
 //   - POST /3.0/lists/{list_id} (batch subscribe) takes at most 500
 //     members, with per-member errors[] in its 200 answer; more is 400.
 //   - concurrency: more than 10 requests in flight is 429 "Too Many
@@ -271,13 +274,16 @@ func (s *Server) handle(r *http.Request, body []byte) reply {
 		if parts[1] != s.listID {
 			return problem(http.StatusNotFound, "Resource Not Found", "The requested resource could not be found.")
 		}
-		if r.Method != http.MethodPut {
+		if r.Method != http.MethodPut && r.Method != http.MethodPatch {
 			return problem(http.StatusMethodNotAllowed, "Method Not Allowed", "The requested method and resource are not compatible. See the Allow header for this resource's available methods.")
 		}
 		s.maxBatch = max(s.maxBatch, 1)
 		var in map[string]any
 		if err := json.Unmarshal(body, &in); err != nil {
 			return problem(http.StatusBadRequest, "Invalid Resource", "The resource submitted could not be validated: the body is not JSON.")
+		}
+		if r.Method == http.MethodPatch {
+			return s.patch(parts[3], in)
 		}
 		return s.put(parts[3], in)
 	case len(parts) == 2 && parts[0] == "lists":
@@ -325,6 +331,42 @@ func (s *Server) put(pathHash string, in map[string]any) reply {
 		}
 		m = map[string]any{"id": h, "email_address": email, "status": st, "list_id": s.listID, "merge_fields": map[string]any{}}
 		s.members[h] = m
+	}
+	s.apply(m, in)
+	return reply{http.StatusOK, m}
+}
+
+// patch is the member update, with s.mu held: the member must exist (404
+// otherwise), and an email_address in the body changes its address, so its
+// subscriber hash, unless another member has that address (400 "Member
+// Exists", as a POST of an existing address gets).
+func (s *Server) patch(pathID string, in map[string]any) reply {
+	h := pathID
+	if strings.Contains(pathID, "@") {
+		h = hash(pathID)
+	}
+	m, ok := s.members[h]
+	if !ok {
+		return problem(http.StatusNotFound, "Resource Not Found", "The requested resource could not be found.")
+	}
+	if v, has := in["email_address"]; has {
+		email, _ := v.(string)
+		if !strings.Contains(email, "@") || strings.ContainsAny(strings.TrimSpace(email), " ,;") {
+			return problem(http.StatusBadRequest, "Invalid Resource", "Please provide a valid email address.")
+		}
+		nh := hash(email)
+		if msg, bad := s.rejects[nh]; bad {
+			return problem(http.StatusBadRequest, "Forgotten Email Not Subscribed", msg)
+		}
+		if nh != h {
+			if _, taken := s.members[nh]; taken {
+				return problem(http.StatusBadRequest, "Member Exists", email+" is already a list member. Use PUT to insert or update list members.")
+			}
+			delete(s.members, h)
+			s.members[nh] = m
+			m["id"] = nh
+		}
+		m["email_address"] = email
 	}
 	s.apply(m, in)
 	return reply{http.StatusOK, m}

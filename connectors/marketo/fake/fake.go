@@ -14,6 +14,11 @@
 //     createOnly, updateOnly), at most 300 leads and 1 MB per call; leads
 //     it refuses come back "skipped" with reasons[] (record-level 1xxx
 //     codes), the others are stored.
+//   - POST /rest/v1/leads.json with action updateOnly and lookupField id
+//     updates leads by id, email included; like Marketo it does not keep
+//     emails unique, and a lookup matching several leads is 1007.
+//   - GET /rest/v1/leads.json?filterType=…&filterValues=… (Get Leads by
+//     Filter Type) returns the matching leads, at most 300 values.
 //   - Rate limit: 100 calls per 20 s (606) and 10 in flight (615), as
 //     HTTP 200 success:false with no headers.
 //
@@ -31,6 +36,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -102,7 +108,7 @@ type Server struct {
 	fields       map[string]bool
 	tokens       map[string]time.Time // token → expiry
 	current      string               // the token Identity hands out until it expires
-	leads        map[string]*lead     // lookup value → lead
+	leads        map[int64]*lead      // id → lead
 	nextID       int64
 	requests     int
 	tokenCalls   int
@@ -123,7 +129,7 @@ func New(opts ...Option) *Server {
 		clientID: "client-id", clientSecret: "client-secret",
 		rateCalls: 100, rateWindow: 20 * time.Second,
 		fields: map[string]bool{}, tokens: map[string]time.Time{},
-		leads: map[string]*lead{}, rejects: map[string]string{},
+		leads: map[int64]*lead{}, rejects: map[string]string{},
 	}
 	for _, f := range standardFields {
 		s.fields[f] = true
@@ -168,19 +174,60 @@ func (s *Server) Close() { s.srv.Close() }
 // URL is the instance's base URL.
 func (s *Server) URL() string { return s.srv.URL }
 
-// Records returns the held leads: lookup value → fields.
+// Records returns the held leads: email → fields. Marketo does not keep
+// emails unique (an update by id may give a lead another's address); a
+// lead whose email another lead with a lower id has already, or that has
+// none, is listed as "<email>#<id>", so a duplicate shows.
 func (s *Server) Records() map[string]map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make(map[string]map[string]any, len(s.leads))
-	for k, l := range s.leads {
+	ids := make([]int64, 0, len(s.leads))
+	for id := range s.leads {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(a, b int) bool { return ids[a] < ids[b] })
+	for _, id := range ids {
+		l := s.leads[id]
 		f := make(map[string]any, len(l.fields))
 		for n, v := range l.fields {
 			f[n] = v
 		}
+		k, _ := l.fields["email"].(string)
+		if _, dup := out[k]; dup || k == "" {
+			k = fmt.Sprintf("%s#%d", k, id)
+		}
 		out[k] = f
 	}
 	return out
+}
+
+// find returns the leads whose field holds value (emails compared
+// case-insensitively, as Marketo does), by id; s.mu is held.
+func (s *Server) find(field, value string) []*lead {
+	var out []*lead
+	for _, l := range s.leads {
+		if l.value(field) != "" && strings.EqualFold(l.value(field), value) {
+			out = append(out, l)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].id < out[b].id })
+	return out
+}
+
+// value is the lead's field as a string ("" if unset).
+func (l *lead) value(field string) string {
+	if field == "id" {
+		return strconv.FormatInt(l.id, 10)
+	}
+	v, ok := l.fields[field]
+	if !ok || v == nil {
+		return ""
+	}
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return fmt.Sprint(v)
 }
 
 // Requests counts API calls received, Identity calls excluded.
@@ -249,12 +296,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// response is the envelope of every REST answer. The spec's
+// ResponseOfLead requires errors, result and warnings on every answer;
+// Marketo's examples often leave the empty ones out, and the connector
+// reads both, so the fake sends all of them to match the spec.
+func response(success bool, result any, errs ...apiError) map[string]any {
+	if result == nil {
+		result = []any{}
+	}
+	return map[string]any{
+		"requestId": requestID(), "success": success, "result": result,
+		"errors": append([]apiError{}, errs...), "warnings": []any{},
+	}
+}
+
 // writeFailure answers as Marketo does for a failed call: HTTP 200.
 func writeFailure(w http.ResponseWriter, code, message string) {
-	writeJSON(w, http.StatusOK, map[string]any{
-		"requestId": requestID(), "success": false,
-		"errors": []apiError{{Code: code, Message: message}},
-	})
+	writeJSON(w, http.StatusOK, response(false, nil, apiError{Code: code, Message: message}))
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
@@ -288,6 +346,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodPost && r.URL.Path == "/rest/v1/leads.json":
 		s.syncLeads(w, body)
+	case r.Method == http.MethodGet && r.URL.Path == "/rest/v1/leads.json":
+		s.getLeads(w, r)
 	default:
 		// The spec knows the path but the fake does not implement it.
 		writeFailure(w, "610", "Requested resource not found")
@@ -299,8 +359,7 @@ func (s *Server) checkSpec(w http.ResponseWriter, r *http.Request, body []byte) 
 	problems, found := s.spec.check(r, body)
 	if !found {
 		s.violation("%s %s: no such operation in the spec", r.Method, r.URL.Path)
-		writeJSON(w, http.StatusNotFound, map[string]any{"requestId": requestID(), "success": false,
-			"errors": []apiError{{Code: "610", Message: "Requested resource not found"}}})
+		writeJSON(w, http.StatusNotFound, response(false, nil, apiError{Code: "610", Message: "Requested resource not found"}))
 		return false
 	}
 	if len(problems) > 0 {
@@ -449,10 +508,12 @@ func (s *Server) syncLeads(w http.ResponseWriter, body []byte) {
 	for i, in := range req.Input {
 		results[i] = s.syncLead(req, in, seen)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"requestId": requestID(), "success": true, "result": results})
+	writeJSON(w, http.StatusOK, response(true, results))
 }
 
-// syncLead applies one lead; s.mu is held.
+// syncLead applies one lead; s.mu is held. With lookupField "id" (only
+// for updateOnly, as Marketo requires) the lead is named by its id, which
+// is not a field to store.
 func (s *Server) syncLead(req syncRequest, in map[string]any, seen map[string]bool) result {
 	kv, ok := in[req.LookupField]
 	key, isString := kv.(string)
@@ -462,9 +523,14 @@ func (s *Server) syncLead(req syncRequest, in map[string]any, seen map[string]bo
 	if !isString {
 		key = fmt.Sprint(kv)
 	}
+	byID := req.LookupField == "id"
+	if _, hasID := in["id"]; hasID && !(byID && req.Action == "updateOnly") {
+		s.violations = append(s.violations, fmt.Sprintf("Sync Leads %s by %s with an id in the input (only updateOnly by id takes one)", req.Action, req.LookupField))
+		return skipped("1003", "id is only allowed with action updateOnly")
+	}
 	var unknown []string
 	for f := range in {
-		if !s.fields[f] {
+		if !s.fields[f] && !(byID && f == "id") {
 			unknown = append(unknown, f)
 		}
 	}
@@ -472,30 +538,123 @@ func (s *Server) syncLead(req syncRequest, in map[string]any, seen map[string]bo
 		sort.Strings(unknown)
 		return skipped("1006", fmt.Sprintf("Field '%s' not found", strings.Join(unknown, "', '")))
 	}
-	if seen[key] {
+	if seen[strings.ToLower(key)] {
 		return skipped("1036", "Duplicate lead in input")
 	}
-	seen[key] = true
+	seen[strings.ToLower(key)] = true
+	email, _ := in["email"].(string)
 	if msg, ok := s.rejects[key]; ok {
 		return skipped("1003", msg)
 	}
-	l, exists := s.leads[key]
+	if msg, ok := s.rejects[email]; ok && email != "" {
+		return skipped("1003", msg)
+	}
+	matches := s.find(req.LookupField, key)
+	if len(matches) > 1 {
+		return skipped("1007", "Multiple lead match lookup criteria")
+	}
+	exists := len(matches) == 1
 	switch {
 	case exists && req.Action == "createOnly":
 		return skipped("1005", "Lead already exists")
 	case !exists && req.Action == "updateOnly":
 		return skipped("1004", "Lead not found")
 	case exists:
+		l := matches[0]
 		for f, v := range in {
-			l.fields[f] = v
+			if f != "id" {
+				l.fields[f] = v
+			}
 		}
 		return result{ID: l.id, Status: "updated"}
 	}
 	s.nextID++
-	l = &lead{id: s.nextID, fields: map[string]any{}}
+	l := &lead{id: s.nextID, fields: map[string]any{}}
 	for f, v := range in {
 		l.fields[f] = v
 	}
-	s.leads[key] = l
+	s.leads[l.id] = l
 	return result{ID: l.id, Status: "created"}
+}
+
+// MaxFilterValues is the most values Get Leads by Filter Type takes.
+const MaxFilterValues = 300
+
+// getLeads is Get Leads by Filter Type: GET /rest/v1/leads.json?
+// filterType=…&filterValues=a,b (comma-separated, at most 300) with
+// optional fields (default id, email, firstName, lastName, updatedAt,
+// createdAt), batchSize (at most 300) and nextPageToken. Leads come back
+// by id, each with the fields asked for that it has; more than batchSize
+// adds a nextPageToken. An unknown filterType is 1003.
+func (s *Server) getLeads(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	filterType := q.Get("filterType")
+	var values []string
+	for _, v := range q["filterValues"] {
+		for _, x := range strings.Split(v, ",") {
+			if x = strings.TrimSpace(x); x != "" {
+				values = append(values, x)
+			}
+		}
+	}
+	if len(values) > MaxFilterValues {
+		s.violation("Get Leads with %d filter values (limit %d)", len(values), MaxFilterValues)
+		writeFailure(w, "1003", fmt.Sprintf("Too many filter values: %d, the limit is %d", len(values), MaxFilterValues))
+		return
+	}
+	fields := []string{"id", "email", "firstName", "lastName", "updatedAt", "createdAt"}
+	if f := q.Get("fields"); f != "" {
+		fields = strings.Split(f, ",")
+	}
+	size := MaxBatch
+	if b := q.Get("batchSize"); b != "" {
+		n, err := strconv.Atoi(b)
+		if err != nil || n < 1 || n > MaxBatch {
+			writeFailure(w, "1003", "Invalid batchSize "+b)
+			return
+		}
+		size = n
+	}
+	offset := 0
+	if t := q.Get("nextPageToken"); t != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(t, "page-"))
+		if err != nil || n < 0 {
+			writeFailure(w, "1003", "Invalid nextPageToken")
+			return
+		}
+		offset = n
+	}
+	s.mu.Lock()
+	if filterType != "id" && !s.fields[filterType] {
+		s.mu.Unlock()
+		writeFailure(w, "1003", fmt.Sprintf("Invalid filterType '%s'", filterType))
+		return
+	}
+	var found []*lead
+	seen := map[int64]bool{}
+	for _, v := range values {
+		for _, l := range s.find(filterType, v) {
+			if !seen[l.id] {
+				seen[l.id] = true
+				found = append(found, l)
+			}
+		}
+	}
+	sort.Slice(found, func(a, b int) bool { return found[a].id < found[b].id })
+	results := []map[string]any{}
+	for _, l := range found[min(offset, len(found)):min(offset+size, len(found))] {
+		m := map[string]any{"id": l.id}
+		for _, f := range fields {
+			if v, ok := l.fields[f]; ok && f != "id" {
+				m[f] = v
+			}
+		}
+		results = append(results, m)
+	}
+	s.mu.Unlock()
+	resp := response(true, results)
+	if offset+size < len(found) {
+		resp["nextPageToken"] = "page-" + strconv.Itoa(offset+size)
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
