@@ -29,12 +29,23 @@ unit:
 e2e: e2e-deps
 	$(GO) test -tags e2e -count=1 -timeout 10m ./e2e/
 
-## e2e-deps: kcat from Debian's packages, installed if missing
+## e2e-deps: kcat from Debian's packages, node and npm likewise, each installed if missing;
+## then Stoplight Prism (the vendor tests' spec validator) from e2e/prism's lock file
+PRISM_LOCK := e2e/prism/node_modules/.package-lock.json
 e2e-deps:
 	@command -v kcat >/dev/null 2>&1 || { \
 		echo "installing kcat"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq kcat >/dev/null; \
+	}
+	@{ command -v node && command -v npm; } >/dev/null 2>&1 || { \
+		echo "installing nodejs and npm"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq nodejs npm >/dev/null; \
+	}
+	@[ -x e2e/prism/node_modules/.bin/prism ] && [ $(PRISM_LOCK) -nt e2e/prism/package-lock.json ] || { \
+		echo "installing Stoplight Prism (npm ci in e2e/prism)"; \
+		cd e2e/prism && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; \
 	}
 
 ## lint: formatting, vet and staticcheck
