@@ -150,7 +150,7 @@ func TestReplayAfterTheEndpointIsFixedDeliversLatestStateOnce(t *testing.T) {
 	}
 	groups, err := ops.List(ctx, replay.Filter{Connector: "webhook"})
 	if err != nil || len(groups) != 1 || groups[0].Customer != "org_bad" || groups[0].Reasons[0].ErrorClass != "permanent" ||
-		!strings.Contains(groups[0].Reasons[0].Message, "400") {
+		groups[0].Reasons[0].HTTPStatus != 400 || !strings.Contains(groups[0].Reasons[0].Example, "400") {
 		t.Fatalf("list = %+v, %v; want org_bad's records with the 400 as reason", groups, err)
 	}
 	dead := groups[0].Records

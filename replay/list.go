@@ -19,11 +19,14 @@ type Group struct {
 	Reasons []Reason  `json:"reasons"`
 }
 
-// Reason counts the records that failed one way, most frequent first.
+// Reason counts the records that failed one way: with one error class and
+// HTTP status. Messages name the record they are about, so they do not
+// group; Example is the first one, and show gives each.
 type Reason struct {
 	ErrorClass string `json:"error_class"`
-	Message    string `json:"message"`
+	HTTPStatus int    `json:"http_status,omitempty"`
 	Records    int    `json:"records"`
+	Example    string `json:"example"`
 }
 
 // List counts the dead-lettered records f selects per connector and
@@ -36,7 +39,11 @@ func (o *Ops) List(ctx context.Context, f Filter) ([]Group, error) {
 	var groups []Group
 	for _, c := range connectors {
 		byCustomer := map[string]*Group{}
-		reasons := map[string]map[Reason]int{}
+		type kind struct {
+			class  string
+			status int
+		}
+		reasons := map[string]map[kind]*Reason{}
 		err := o.scan(ctx, c, func(r *Record) error {
 			if !f.matches(r) {
 				return nil
@@ -45,7 +52,7 @@ func (o *Ops) List(ctx context.Context, f Filter) ([]Group, error) {
 			if !ok {
 				g = &Group{Connector: c, Customer: r.Customer, Oldest: r.DeadLetteredAt, Newest: r.DeadLetteredAt}
 				byCustomer[r.Customer] = g
-				reasons[r.Customer] = map[Reason]int{}
+				reasons[r.Customer] = map[kind]*Reason{}
 			}
 			g.Records++
 			if !r.Replayed {
@@ -57,19 +64,24 @@ func (o *Ops) List(ctx context.Context, f Filter) ([]Group, error) {
 			if r.DeadLetteredAt.After(g.Newest) {
 				g.Newest = r.DeadLetteredAt
 			}
-			reasons[r.Customer][Reason{ErrorClass: r.ErrorClass, Message: r.Reason}]++
+			k := kind{r.ErrorClass, r.HTTPStatus}
+			reason, ok := reasons[r.Customer][k]
+			if !ok {
+				reason = &Reason{ErrorClass: r.ErrorClass, HTTPStatus: r.HTTPStatus, Example: r.Reason}
+				reasons[r.Customer][k] = reason
+			}
+			reason.Records++
 			return nil
 		})
 		if err != nil {
 			return nil, err
 		}
 		for customer, g := range byCustomer {
-			for reason, n := range reasons[customer] {
-				reason.Records = n
-				g.Reasons = append(g.Reasons, reason)
+			for _, reason := range reasons[customer] {
+				g.Reasons = append(g.Reasons, *reason)
 			}
 			slices.SortFunc(g.Reasons, func(a, b Reason) int {
-				return cmp.Or(b.Records-a.Records, cmp.Compare(a.ErrorClass, b.ErrorClass), cmp.Compare(a.Message, b.Message))
+				return cmp.Or(b.Records-a.Records, cmp.Compare(a.ErrorClass, b.ErrorClass), cmp.Compare(a.HTTPStatus, b.HTTPStatus))
 			})
 			groups = append(groups, *g)
 		}

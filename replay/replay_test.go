@@ -191,15 +191,16 @@ func TestListGroupsByConnectorCustomerAndReason(t *testing.T) {
 	for _, g := range groups {
 		line := fmt.Sprintf("%s/%s %d pending %d", g.Connector, g.Customer, g.Records, g.Pending)
 		for _, r := range g.Reasons {
-			line += fmt.Sprintf(" [%d %s %s]", r.Records, r.ErrorClass, r.Message)
+			line += fmt.Sprintf(" [%d %s %d e.g. %s]", r.Records, r.ErrorClass, r.HTTPStatus, r.Example)
 		}
 		got = append(got, line)
 	}
 	badEmail, no, timeout := failure(retry.Permanent, "HTTP 400: bad email"), failure(retry.Permanent, "HTTP 400: no"), failure(retry.Exhausted, "timeout")
 	want := []string{
-		fmt.Sprintf("webhook/org_a 5 pending 5 [2 permanent %v] [2 permanent %v] [1 exhausted %v]", badEmail, no, timeout),
-		fmt.Sprintf("webhook/org_b 1 pending 1 [1 permanent %v]", badEmail),
-		fmt.Sprintf("webhook/org_c 1 pending 1 [1 permanent %v]", no),
+		// Grouped by class and status, the first message as the example.
+		fmt.Sprintf("webhook/org_a 5 pending 5 [4 permanent 400 e.g. %v] [1 exhausted 400 e.g. %v]", badEmail, timeout),
+		fmt.Sprintf("webhook/org_b 1 pending 1 [1 permanent 400 e.g. %v]", badEmail),
+		fmt.Sprintf("webhook/org_c 1 pending 1 [1 permanent 400 e.g. %v]", no),
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("list:\n got %q\nwant %q", got, want)

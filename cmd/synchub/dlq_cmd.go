@@ -256,13 +256,19 @@ func printGroups(w io.Writer, groups []replay.Group) {
 		fmt.Fprintln(w, "no dead-lettered records")
 		return
 	}
+	// Reason lines have no tab: tabwriter leaves a line's last cell out of
+	// the column widths, so long messages do not widen the table.
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CONNECTOR\tCUSTOMER\tRECORDS\tPENDING\tOLDEST\tNEWEST")
 	for _, g := range groups {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", g.Connector, g.Customer, g.Records, g.Pending,
 			g.Oldest.Format(time.RFC3339), g.Newest.Format(time.RFC3339))
 		for _, r := range g.Reasons {
-			fmt.Fprintf(tw, "\t  %d × %s: %s\t\t\t\t\n", r.Records, r.ErrorClass, oneLine(r.Message, 160))
+			status := ""
+			if r.HTTPStatus != 0 {
+				status = fmt.Sprintf(", HTTP %d", r.HTTPStatus)
+			}
+			fmt.Fprintf(tw, "    %d × %s%s, e.g. %s\n", r.Records, r.ErrorClass, status, oneLine(r.Example, 200))
 		}
 	}
 	_ = tw.Flush()
