@@ -160,10 +160,19 @@ func vendorRoutes(cfg *config.Config, name string, log *zap.Logger) (map[string]
 // addresses exactly as the mapping renders keys (lower-cased, say, if the
 // customer's mapping lower-cases). Keys that fail to evaluate, come out
 // empty or repeat are skipped.
-func formerKeys(m *mapping.Mapping, keyField string) func(entity map[string]any, key string) []string {
-	return func(entity map[string]any, key string) []string {
+//
+// An endpoint that already received the version where the current
+// address began (email_version) holds the record under it: the record
+// then has no former keys, so only the first delivery after a change pays
+// the connector's lookup, not every later update of that user. After a
+// restart nothing is known delivered and the first delivery looks again.
+func formerKeys(m *mapping.Mapping, keyField string) func(entity map[string]any, key string, delivered int64) []string {
+	return func(entity map[string]any, key string, delivered int64) []string {
 		prev, _ := entity["previous_emails"].([]any)
 		if len(prev) == 0 {
+			return nil
+		}
+		if since, ok := entity["email_version"].(float64); ok && delivered >= int64(since) {
 			return nil
 		}
 		then := maps.Clone(entity)

@@ -633,3 +633,35 @@ func TestEnablingAConnectorLiveStartsDelivery(t *testing.T) {
 		}
 	}
 }
+
+// Once an endpoint has the version where a user's address changed, later
+// updates of that user cost one request each: the record no longer carries
+// former keys, so the connector looks nothing up and moves nothing.
+func TestAMovedRecordIsNotLookedUpAgain(t *testing.T) {
+	vendors := []string{config.ConnectorHubSpot, config.ConnectorMailchimp}
+	fakes := startFakes(t, vendors...)
+	e := newEnv(t)
+	e.cfg = fakes.config(e.broker.Addr(), map[string]bool{config.ConnectorHubSpot: true, config.ConnectorMailchimp: true})
+	e.start()
+	w := newWorkload()
+	for _, v := range vendors {
+		id := v + "_u"
+		w.create(id, vendorOrg[v], "Ann Lee")
+		w.changeEmail(id, id+".new@example.com")
+	}
+	w.produce(e)
+	eventuallyHolds(t, 30*time.Second, fakes, w, vendors...)
+	for _, v := range vendors {
+		f, id := fakes.fake(v), v+"_u"
+		const renames = 3
+		before := f.Requests()
+		for i := range renames {
+			w.rename(id, fmt.Sprintf("Ann Lee %d", i))
+			w.produce(e)
+			eventuallyHolds(t, 30*time.Second, fakes, w, v)
+		}
+		if got := f.Requests() - before; got != renames {
+			t.Errorf("%s: %d requests for %d updates after the move, want one each", v, got, renames)
+		}
+	}
+}

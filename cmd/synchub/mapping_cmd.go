@@ -287,7 +287,7 @@ func mappingTest(ctx context.Context, cfg *config.Config, customer, connector, e
 	if !slices.Contains(route.Entities, entityType) {
 		return nil, nil, fmt.Errorf("customer %s's %s connector does not send %s entities (entities: %s)", customer, connector, entityType, strings.Join(route.Entities, ", "))
 	}
-	item, err := route.Target.Prepare(entityType, snapshot)
+	item, err := route.Target.Prepare(entityType, snapshot, 0)
 	if err != nil {
 		var re *retry.Error
 		if errors.As(err, &re) {

@@ -133,7 +133,7 @@ func TestSandboxConfigEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			item, err := route.Target.Prepare("user", []byte(snap))
+			item, err := route.Target.Prepare("user", []byte(snap), 0)
 			if err != nil {
 				t.Fatal(err)
 			}

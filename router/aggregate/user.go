@@ -62,7 +62,11 @@ type User struct {
 	// recent last, distinct (case-insensitively), never Email itself, at
 	// most PreviousEmailsLimit. Snapshots written before the field existed
 	// lack it; the next fold fills it ([] when nothing is known).
-	PreviousEmails     []string      `json:"previous_emails"`
+	PreviousEmails []string `json:"previous_emails"`
+	// EmailVersion is the version at which Email took its current value:
+	// an endpoint that received this version or a later one has it, and
+	// needs no move from a previous address.
+	EmailVersion       int64         `json:"email_version"`
 	Roles              []string      `json:"roles"`
 	LoginsCount        int64         `json:"logins_count"`
 	LoginsFailedCount  int64         `json:"logins_failed_count"`
@@ -115,6 +119,7 @@ func ApplyUser(prev *User, ev event.Envelope, src Source) (*User, error) {
 			Email:          p.Email,
 			Roles:          nonNil(slices.Clone(p.Roles)),
 			PreviousEmails: []string{},
+			EmailVersion:   1,
 			// Empty lists, not null: receivers iterate them without checks.
 			RecentLogins:       []Login{},
 			RecentFailedLogins: []FailedLogin{},
@@ -136,6 +141,7 @@ func ApplyUser(prev *User, ev event.Envelope, src Source) (*User, error) {
 		if p.Email != nil && *p.Email != prev.Email {
 			next.Email = *p.Email
 			next.PreviousEmails = rememberEmail(prev.PreviousEmails, prev.Email, next.Email)
+			next.EmailVersion = next.Version
 		}
 		if p.Roles != nil {
 			next.Roles = nonNil(slices.Clone(*p.Roles))

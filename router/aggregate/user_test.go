@@ -36,7 +36,7 @@ func TestApplyUserFold(t *testing.T) {
 	}
 	want := &aggregate.User{ID: "u_1", Type: "user", OrganizationID: "org_a", Version: 1, CreatedAt: t0, UpdatedAt: t0,
 		Source: aggregate.Source{Partition: 3, Offset: 10}, Name: "Ann Lee", Email: "ann@x", Roles: []string{"admin"},
-		PreviousEmails: []string{}, RecentLogins: []aggregate.Login{}, RecentFailedLogins: []aggregate.FailedLogin{}}
+		PreviousEmails: []string{}, EmailVersion: 1, RecentLogins: []aggregate.Login{}, RecentFailedLogins: []aggregate.FailedLogin{}}
 	if !reflect.DeepEqual(u, want) {
 		t.Fatalf("created\n got %+v\nwant %+v", u, want)
 	}
@@ -48,16 +48,16 @@ func TestApplyUserFold(t *testing.T) {
 	if upd.Email != "ann@new" || upd.Name != "Ann Lee" || upd.Version != 2 || upd.Source.Offset != 11 || !upd.UpdatedAt.Equal(t0.Add(time.Minute)) || !upd.CreatedAt.Equal(t0) {
 		t.Fatalf("updated %+v", upd)
 	}
-	if !reflect.DeepEqual(upd.PreviousEmails, []string{"ann@x"}) {
-		t.Fatalf("previous emails %q, want [ann@x]", upd.PreviousEmails)
+	if !reflect.DeepEqual(upd.PreviousEmails, []string{"ann@x"}) || upd.EmailVersion != 2 {
+		t.Fatalf("previous emails %q, email version %d; want [ann@x] and 2, the version of the change", upd.PreviousEmails, upd.EmailVersion)
 	}
 	if u.Email != "ann@x" || u.Version != 1 || len(u.PreviousEmails) != 0 {
 		t.Fatalf("fold modified its input: %+v", u)
 	}
 
 	roles, err := aggregate.ApplyUser(upd, ev(t, "userUpdated", 2, `{"roles":[]}`), aggregate.Source{Offset: 12})
-	if err != nil || len(roles.Roles) != 0 || roles.Roles == nil {
-		t.Fatalf("roles cleared: %+v %v", roles.Roles, err)
+	if err != nil || len(roles.Roles) != 0 || roles.Roles == nil || roles.EmailVersion != 2 {
+		t.Fatalf("roles cleared: %+v, email version %d (want still 2), %v", roles.Roles, roles.EmailVersion, err)
 	}
 
 	in, err := aggregate.ApplyUser(roles, ev(t, "userLoggedIn", 3, `{"ip":"1.2.3.4","user_agent":"ua"}`), aggregate.Source{Offset: 13})

@@ -44,6 +44,13 @@ type pair struct {
 	delivered map[string]int64 // newest version delivered per entity
 }
 
+// deliveredVersion is the newest version of entity id delivered, 0 if none.
+func (p *pair) deliveredVersion(id string) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.delivered[id]
+}
+
 // submit queues r and waits for its outcome.
 func (p *pair) submit(ctx context.Context, r *record) error {
 	p.mu.Lock()

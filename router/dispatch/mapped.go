@@ -23,14 +23,15 @@ type MappedTarget struct {
 	Mapping  *mapping.Mapping
 	KeyField string
 	// FormerKeys, when set, returns the record's former upsert keys
-	// (connectors.Record.FormerKeys) from the decoded snapshot and its
-	// current key.
-	FormerKeys func(entity map[string]any, key string) []string
+	// (connectors.Record.FormerKeys) from the decoded snapshot, its current
+	// key and the version the endpoint is known to have (Prepare's
+	// delivered).
+	FormerKeys func(entity map[string]any, key string, delivered int64) []string
 }
 
 // Prepare maps the snapshot. A mapping that fails, or leaves the upsert
 // key empty, fails the record as invalid_mapping.
-func (t MappedTarget) Prepare(_ string, snapshot []byte) (any, error) {
+func (t MappedTarget) Prepare(_ string, snapshot []byte, delivered int64) (any, error) {
 	var entity map[string]any
 	if err := json.Unmarshal(snapshot, &entity); err != nil {
 		return nil, &retry.Error{Class: retry.InvalidInput, Err: fmt.Errorf("decoding snapshot: %w", err)}
@@ -45,7 +46,7 @@ func (t MappedTarget) Prepare(_ string, snapshot []byte) (any, error) {
 	}
 	rec := connectors.Record{Key: key, Fields: fields}
 	if t.FormerKeys != nil {
-		rec.FormerKeys = t.FormerKeys(entity, key)
+		rec.FormerKeys = t.FormerKeys(entity, key, delivered)
 	}
 	return rec, nil
 }

@@ -26,7 +26,7 @@ func TestMappedTarget(t *testing.T) {
 	u := &upserts{}
 	target := MappedTarget{Client: u, Mapping: m, KeyField: "email"}
 
-	item, err := target.Prepare("user", []byte(`{"id":"u_1","email":"Ann@X.com","name":"Ann Lee"}`))
+	item, err := target.Prepare("user", []byte(`{"id":"u_1","email":"Ann@X.com","name":"Ann Lee"}`), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestMappedTarget(t *testing.T) {
 		"wrong type":  `{"id":"u_3","email":7,"name":"B"}`,
 		"not json at": `{`,
 	} {
-		_, err := target.Prepare("user", []byte(snapshot))
+		_, err := target.Prepare("user", []byte(snapshot), 0)
 		var re *retry.Error
 		if !errors.As(err, &re) || !retry.Terminal(err) {
 			t.Errorf("%s: %v, want a terminal retry.Error", name, err)

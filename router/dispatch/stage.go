@@ -23,9 +23,11 @@ import (
 // Target is where one customer's records of one connector go.
 type Target interface {
 	// Prepare turns an entity snapshot into what Send takes (the snapshot
-	// itself, or the vendor record its mapping makes). An error is the
-	// record's own: it is dead-lettered.
-	Prepare(entityType string, snapshot []byte) (any, error)
+	// itself, or the vendor record its mapping makes). delivered is the
+	// newest version of the entity this stage delivered to the endpoint
+	// since it started, 0 when none: what the endpoint is known to have.
+	// An error is the record's own: it is dead-lettered.
+	Prepare(entityType string, snapshot []byte, delivered int64) (any, error)
 	// Send delivers items in one go as far as the vendor allows and
 	// returns one outcome per item, classified with retry.Error.
 	Send(ctx context.Context, gate connectors.Gate, entityType string, items []any) []error
@@ -148,12 +150,13 @@ func (s *Stage) Handle(msg *message.Message) error {
 	if err != nil || len(rec.Key) == 0 {
 		return &retry.Error{Class: retry.InvalidInput, Err: fmt.Errorf("entity record without key or %s header", kafka.HeaderVersion)}
 	}
-	item, err := route.Target.Prepare(entityType, msg.Payload)
+	p := s.pair(org, entityType, route)
+	item, err := route.Target.Prepare(entityType, msg.Payload, p.deliveredVersion(string(rec.Key)))
 	if err != nil {
 		s.count(org, "dead_lettered")
 		return fmt.Errorf("%s of %s: %w", s.connector, org, err)
 	}
-	err = s.pair(org, entityType, route).submit(msg.Context(), &record{
+	err = p.submit(msg.Context(), &record{
 		id: string(rec.Key), version: version, item: item, resend: resend, done: make(chan error, 1),
 	})
 	switch {

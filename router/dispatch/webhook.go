@@ -28,7 +28,9 @@ type WebhookTarget struct {
 }
 
 // Prepare sends the snapshot as it is.
-func (t WebhookTarget) Prepare(_ string, snapshot []byte) (any, error) { return snapshot, nil }
+func (t WebhookTarget) Prepare(_ string, snapshot []byte, _ int64) (any, error) {
+	return snapshot, nil
+}
 
 // Send posts items in one request. A webhook answers for the whole batch,
 // so every record shares its outcome, except a record the client could not
