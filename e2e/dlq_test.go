@@ -4,7 +4,7 @@ package e2e
 
 import (
 	"encoding/json"
-	"io"
+	"errors"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -22,7 +22,7 @@ func (h *hub) synchub(args ...string) (int, string) {
 	h.t.Helper()
 	cmd := exec.Command(binary, append(args, "--config", h.config)...)
 	out, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); ok {
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 		return ee.ExitCode(), string(out)
 	}
 	if err != nil {
@@ -34,24 +34,7 @@ func (h *hub) synchub(args ...string) (int, string) {
 // admin calls the admin API with token (none when empty).
 func (h *hub) admin(method, path, token, body string) (int, map[string]any) {
 	h.t.Helper()
-	req, err := http.NewRequest(method, "http://"+h.httpAddr+path, strings.NewReader(body))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil {
-		h.t.Fatalf("%s %s: %d, not JSON: %s", method, path, resp.StatusCode, raw)
-	}
-	return resp.StatusCode, out
+	return hubtest.Admin(h.t, "http://"+h.httpAddr, method, path, token, body)
 }
 
 func TestDeadLetterReplayThroughTheBinary(t *testing.T) {

@@ -2,9 +2,7 @@ package replay_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -93,7 +90,7 @@ customers:
 
 func (r *running) event(id, body string) {
 	r.t.Helper()
-	r.send(&sarama.ProducerMessage{Topic: kafka.TopicEvents, Key: sarama.StringEncoder(id), Value: sarama.StringEncoder(body)}, partitionOf(id))
+	r.Send(kafka.TopicEvents, id, []byte(body), partitionOf(id), nil, time.Time{})
 }
 
 // users creates n users per customer and renames each twice, so each
@@ -161,7 +158,7 @@ func TestReplayAfterTheEndpointIsFixedDeliversLatestStateOnce(t *testing.T) {
 	if err != nil || dry.Replayed != n || dry.Answered != dead {
 		t.Fatalf("dry run = %+v, %v; want %d entities answering %d records", dry, err, n, dead)
 	}
-	if got := len(r.read(kafka.RetryTopic("webhook"))); got != 0 {
+	if got := len(r.Read(kafka.RetryTopic("webhook"))); got != 0 {
 		t.Fatalf("dry run wrote %d retry records", got)
 	}
 	sum, err := ops.Replay(ctx, replay.Filter{Connector: "webhook", Customer: "org_bad"}, replay.Options{})
@@ -186,13 +183,13 @@ func TestReplayAfterTheEndpointIsFixedDeliversLatestStateOnce(t *testing.T) {
 	if err != nil || again.Replayed != 0 || again.Skipped[replay.SkipReplayed] != dead {
 		t.Errorf("second replay = %+v, %v; want nothing sent, %d already replayed", again, err, dead)
 	}
-	if got := len(r.read(kafka.RetryTopic("webhook"))); got != n {
+	if got := len(r.Read(kafka.RetryTopic("webhook"))); got != n {
 		t.Errorf("retry topic has %d records, want %d", got, n)
 	}
 	// The retry topic is drained when its group has committed to its end;
 	// only then do the request counts below say nothing more will come.
 	hubtest.Eventually(t, 30*time.Second, "retry topic consumed", func() bool {
-		return committedToEnd(t, r.cluster, "synchub.connector.webhook.retry", kafka.RetryTopic("webhook"))
+		return r.CaughtUp("synchub.connector.webhook.retry", kafka.RetryTopic("webhook"))
 	})
 	if got := deliveries(); got != n {
 		t.Errorf("org_bad received %d deliveries after the second run, want %d", got, n)
@@ -203,35 +200,6 @@ func TestReplayAfterTheEndpointIsFixedDeliversLatestStateOnce(t *testing.T) {
 	if reg := r.receiver.Regressions(); len(reg) > 0 {
 		t.Errorf("older versions after newer: %v", reg)
 	}
-}
-
-// committedToEnd says whether group has committed every partition of topic
-// up to its end.
-func committedToEnd(t *testing.T, c *cluster, group, topic string) bool {
-	t.Helper()
-	admin, err := sarama.NewClusterAdminFromClient(c.Client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parts, err := c.Client.Partitions(topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: parts})
-	if err != nil {
-		return false
-	}
-	for _, p := range parts {
-		end, err := c.Client.GetOffset(topic, p, sarama.OffsetNewest)
-		if err != nil {
-			return false
-		}
-		b := resp.GetBlock(topic, p)
-		if end > 0 && (b == nil || b.Offset < end) {
-			return false
-		}
-	}
-	return true
 }
 
 func TestResyncResendsEveryEntityOfOneCustomerToOneConnector(t *testing.T) {
@@ -252,7 +220,7 @@ func TestResyncResendsEveryEntityOfOneCustomerToOneConnector(t *testing.T) {
 	}
 	hubtest.Eventually(t, 30*time.Second, "org_bad's users sent again", func() bool { return len(r.receiver.Deliveries()) == before+n })
 	hubtest.Eventually(t, 30*time.Second, "retry topic consumed", func() bool {
-		return committedToEnd(t, r.cluster, "synchub.connector.webhook.retry", kafka.RetryTopic("webhook"))
+		return r.CaughtUp("synchub.connector.webhook.retry", kafka.RetryTopic("webhook"))
 	})
 	if got := len(r.receiver.Deliveries()); got != before+n {
 		t.Errorf("%d deliveries after resync, want %d", got, before+n)
@@ -273,21 +241,7 @@ func TestAdminAPIServesTheOperationsOnlyWithTheToken(t *testing.T) {
 	t.Cleanup(srv.Close)
 	call := func(method, path, token, body string) (int, map[string]any) {
 		t.Helper()
-		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		var out map[string]any
-		if err := json.Unmarshal(raw, &out); err != nil {
-			t.Fatalf("%s %s: %d, not JSON: %s", method, path, resp.StatusCode, raw)
-		}
-		return resp.StatusCode, out
+		return hubtest.Admin(t, srv.URL, method, path, token, body)
 	}
 	endpoints := [][2]string{
 		{"GET", "/v1/dlq"}, {"GET", "/v1/dlq/webhook/records"}, {"POST", "/v1/dlq/webhook/replay"},
@@ -300,7 +254,7 @@ func TestAdminAPIServesTheOperationsOnlyWithTheToken(t *testing.T) {
 			}
 		}
 	}
-	if n := len(f.read(kafka.RetryTopic("webhook"))); n != 0 {
+	if n := len(f.Read(kafka.RetryTopic("webhook"))); n != 0 {
 		t.Fatalf("refused requests wrote %d retry records", n)
 	}
 
@@ -321,11 +275,11 @@ func TestAdminAPIServesTheOperationsOnlyWithTheToken(t *testing.T) {
 		t.Errorf("replay dry run: %d %v", code, body)
 	}
 	code, body = call("POST", "/v1/dlq/webhook/replay", "s3cret", `{"customer":"org_b"}`)
-	if code != 200 || body["replayed"] != float64(1) || len(f.read(kafka.RetryTopic("webhook"))) != 1 {
+	if code != 200 || body["replayed"] != float64(1) || len(f.Read(kafka.RetryTopic("webhook"))) != 1 {
 		t.Errorf("replay: %d %v", code, body)
 	}
 	code, body = call("POST", "/v1/dlq/webhook/purge", "s3cret", `{"older_than":"7d","dry_run":true}`)
-	if code != 200 || body["purged"] != float64(1) || len(f.read(kafka.DLQTopic("webhook"))) != 7 {
+	if code != 200 || body["purged"] != float64(1) || len(f.Read(kafka.DLQTopic("webhook"))) != 7 {
 		t.Errorf("purge dry run: %d %v", code, body)
 	}
 	code, body = call("POST", "/v1/resync", "s3cret", `{"connector":"webhook","customer":"org_b","dry_run":true}`)

@@ -3,6 +3,7 @@ package replay
 import (
 	"cmp"
 	"context"
+	"errors"
 	"slices"
 	"time"
 )
@@ -102,11 +103,18 @@ func (o *Ops) Show(ctx context.Context, f Filter, limit int) ([]Record, error) {
 	var out []Record
 	for _, c := range connectors {
 		err := o.scan(ctx, c, func(r *Record) error {
-			if f.matches(r) && (limit <= 0 || len(out) < limit) {
-				out = append(out, *r)
+			if !f.matches(r) {
+				return nil
+			}
+			out = append(out, *r)
+			if limit > 0 && len(out) == limit {
+				return errEnough
 			}
 			return nil
 		})
+		if errors.Is(err, errEnough) {
+			break
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -72,9 +72,6 @@ func (o *Ops) Purge(ctx context.Context, connector string, olderThan time.Durati
 	return sum, nil
 }
 
-// errFound stops a partition read early.
-var errFound = errors.New("found")
-
 // firstAtOrAfter is the offset of the first record of topic/p stamped at or
 // after t, or end when there is none. It reads the records rather than ask
 // the broker's time index: that index rests on each batch's max timestamp,
@@ -85,11 +82,11 @@ func (o *Ops) firstAtOrAfter(ctx context.Context, topic string, p int32, t time.
 	err := kafka.ReadPartition(ctx, o.client, topic, p, func(m *sarama.ConsumerMessage) error {
 		if !m.Timestamp.Before(t) {
 			first = m.Offset
-			return errFound
+			return errEnough
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, errFound) {
+	if err != nil && !errors.Is(err, errEnough) {
 		return 0, err
 	}
 	return first, nil

@@ -149,6 +149,9 @@ func coordinate(partition int32, offset int64) string {
 	return strconv.FormatInt(int64(partition), 10) + ":" + strconv.FormatInt(offset, 10)
 }
 
+// errEnough stops a read early: the caller has what it needs.
+var errEnough = errors.New("read enough")
+
 // connector checks that name is a connector the hub has.
 func (o *Ops) connector(name string) error {
 	if !slices.Contains(o.connectors, name) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,33 +34,18 @@ func newCluster(t *testing.T) *cluster {
 	return &cluster{Broker: hubtest.StartBroker(t, partitions, router.Topics()), t: t}
 }
 
-func (c *cluster) send(m *sarama.ProducerMessage, p int32) (int32, int64) {
-	c.t.Helper()
-	var value []byte
-	if m.Value != nil {
-		value, _ = m.Value.Encode()
-	}
-	key, _ := m.Key.Encode()
-	headers := map[string]string{}
-	for _, h := range m.Headers {
-		headers[string(h.Key)] = string(h.Value)
-	}
-	return p, c.Send(m.Topic, string(key), value, p, headers, m.Timestamp)
-}
-
 // snapshot writes version v of user id of org to entity.user and returns
 // where it landed.
 func (c *cluster) snapshot(id, org string, v int, name string) (int32, int64) {
 	c.t.Helper()
 	value := fmt.Sprintf(`{"id":%q,"type":"user","organization_id":%q,"version":%d,"name":%q,"email":"%s@example.com"}`, id, org, v, name, id)
-	return c.send(&sarama.ProducerMessage{
-		Topic: kafka.EntityTopic("user"), Key: sarama.StringEncoder(id), Value: sarama.StringEncoder(value),
-		Headers: []sarama.RecordHeader{
-			{Key: []byte(kafka.HeaderEntityType), Value: []byte("user")},
-			{Key: []byte(kafka.HeaderVersion), Value: []byte(strconv.Itoa(v))},
-			{Key: []byte(kafka.HeaderOrganizationID), Value: []byte(org)},
-		},
-	}, partitionOf(id))
+	p := partitionOf(id)
+	return p, c.Send(kafka.EntityTopic("user"), id, []byte(value), p, userHeaders(org, v), time.Time{})
+}
+
+// userHeaders are the headers of version v of a user of org.
+func userHeaders(org string, v int) map[string]string {
+	return map[string]string{kafka.HeaderEntityType: "user", kafka.HeaderVersion: strconv.Itoa(v), kafka.HeaderOrganizationID: org}
 }
 
 // partitionOf spreads test users over the partitions by their number.
@@ -74,26 +60,14 @@ func (c *cluster) deadLetter(connector, id, org string, v int, p int32, off int6
 	c.t.Helper()
 	err := failure(class, msg)
 	h := retry.DeadLetterHeaders(retry.Origin{Topic: kafka.EntityTopic("user"), Partition: p, Offset: off, Connector: connector, Customer: org}, err, replays, at)
-	h[kafka.HeaderEntityType] = "user"
-	h[kafka.HeaderVersion] = strconv.Itoa(v)
-	h[kafka.HeaderOrganizationID] = org
-	var headers []sarama.RecordHeader
-	for k, v := range h {
-		headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
-	}
-	c.send(&sarama.ProducerMessage{
-		Topic: kafka.DLQTopic(connector), Key: sarama.StringEncoder(id),
-		Value:   sarama.StringEncoder(fmt.Sprintf(`{"id":%q,"version":%d}`, id, v)),
-		Headers: headers, Timestamp: at,
-	}, 0)
+	maps.Copy(h, userHeaders(org, v))
+	c.Send(kafka.DLQTopic(connector), id, fmt.Appendf(nil, `{"id":%q,"version":%d}`, id, v), 0, h, at)
 }
 
 // failure is the error a connector fails a record with.
 func failure(class retry.Class, msg string) error {
 	return &retry.Error{Class: class, Attempts: 1, HTTPStatus: 400, Err: errors.New(msg)}
 }
-
-func (c *cluster) read(topic string) []*sarama.ConsumerMessage { return c.Read(topic) }
 
 func header(m *sarama.ConsumerMessage, name string) string {
 	for _, h := range m.Headers {
@@ -175,7 +149,7 @@ func newFixture(t *testing.T) *fixture {
 	p5, o5 := c.snapshot("u_5", "org_c", 1, "Eve")
 	c.deadLetter("webhook", "u_5", "org_c", 1, p5, o5, retry.Permanent, "HTTP 400: no", 0, now.Add(-20*time.Minute))
 	p6, o6 := c.snapshot("u_6", "org_a", 1, "Fay")
-	c.send(&sarama.ProducerMessage{Topic: kafka.EntityTopic("user"), Key: sarama.StringEncoder("u_6")}, p6)
+	c.Send(kafka.EntityTopic("user"), "u_6", nil, p6, nil, time.Time{}) // deleted: a tombstone
 	c.deadLetter("webhook", "u_6", "org_a", 1, p6, o6, retry.Permanent, "HTTP 400: no", 0, now.Add(-10*time.Minute))
 	return f
 }
@@ -275,7 +249,7 @@ func TestReplaySendsCurrentSnapshotsOnceAndLeavesWhatItMust(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(f.read(kafka.RetryTopic("webhook"))); n != 0 {
+	if n := len(f.Read(kafka.RetryTopic("webhook"))); n != 0 {
 		t.Fatalf("dry run wrote %d records", n)
 	}
 	var progress [][2]int
@@ -298,7 +272,7 @@ func TestReplaySendsCurrentSnapshotsOnceAndLeavesWhatItMust(t *testing.T) {
 		t.Errorf("progress = %v, want it to end at 3 of 3", progress)
 	}
 
-	retried := f.read(kafka.RetryTopic("webhook"))
+	retried := f.Read(kafka.RetryTopic("webhook"))
 	got := map[string]string{}
 	for _, m := range retried {
 		got[string(m.Key)] = fmt.Sprintf("v%s %s org=%s replay_of=%d replays=%s p=%d",
@@ -321,7 +295,7 @@ func TestReplaySendsCurrentSnapshotsOnceAndLeavesWhatItMust(t *testing.T) {
 	if again.Replayed != 0 || again.Skipped[replay.SkipReplayed] != 4 {
 		t.Errorf("second run = %+v, want nothing replayed and 4 already replayed", again)
 	}
-	if n := len(f.read(kafka.RetryTopic("webhook"))); n != 3 {
+	if n := len(f.Read(kafka.RetryTopic("webhook"))); n != 3 {
 		t.Errorf("retry topic has %d records after the second run, want still 3", n)
 	}
 	listed, _ := ops.List(ctx, replay.Filter{Connector: "webhook", Customer: "org_a"})
@@ -341,7 +315,7 @@ func TestReplaySendsCurrentSnapshotsOnceAndLeavesWhatItMust(t *testing.T) {
 		t.Fatalf("replay of the failed replay: %+v, %v", third, err)
 	}
 	var counts []string
-	for _, r := range f.read(kafka.RetryTopic("webhook")) {
+	for _, r := range f.Read(kafka.RetryTopic("webhook")) {
 		if string(r.Key) == string(m.Key) {
 			counts = append(counts, header(r, retry.HeaderReplayCount))
 		}
@@ -365,14 +339,14 @@ func TestPurgeDeletesOnlyRecordsOlderThanTheAge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dry.Purged != 1 || len(f.read(kafka.DLQTopic("webhook"))) != 7 {
+	if dry.Purged != 1 || len(f.Read(kafka.DLQTopic("webhook"))) != 7 {
 		t.Fatalf("dry run: %+v; it must count 1 and delete nothing", dry)
 	}
 	sum, err := ops.Purge(ctx, "webhook", 3*time.Hour, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	left := f.read(kafka.DLQTopic("webhook"))
+	left := f.Read(kafka.DLQTopic("webhook"))
 	if sum.Purged != 1 || len(left) != 6 || string(left[0].Key) != "u_1" {
 		t.Errorf("purge: %+v, %d left starting with %s; want u_2 alone purged", sum, len(left), left[0].Key)
 	}
@@ -392,7 +366,7 @@ func TestResyncSendsEveryCurrentEntityOfTheCustomer(t *testing.T) {
 	}
 	// u_1, u_2 and u_4 of org_a; u_6 was deleted.
 	var keys []string
-	for _, m := range f.read(kafka.RetryTopic("webhook")) {
+	for _, m := range f.Read(kafka.RetryTopic("webhook")) {
 		keys = append(keys, string(m.Key)+"@v"+header(m, kafka.HeaderVersion))
 		if header(m, replay.HeaderResync) == "" || header(m, replay.HeaderReplayOf) != "" {
 			t.Errorf("resync record headers: %v", m.Headers)

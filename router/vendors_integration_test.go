@@ -515,53 +515,15 @@ func TestVendorRejectionIsDeadLetteredWithItsMessage(t *testing.T) {
 	}
 }
 
-// groupOffsets tells whether a consumer group has committed everything in
-// a topic.
-type groupOffsets struct {
-	t      *testing.T
-	client sarama.Client
-	admin  sarama.ClusterAdmin
-}
-
-func newGroupOffsets(t *testing.T, addr string) *groupOffsets {
+// offsets is a client for asking how far consumer groups have committed.
+func offsets(t *testing.T, addr string) sarama.Client {
 	t.Helper()
 	client, err := sarama.NewClient([]string{addr}, kafka.SaramaConfig("test-offsets"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		_ = client.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = admin.Close() }) // closes client too
-	return &groupOffsets{t: t, client: client, admin: admin}
-}
-
-// caughtUp says whether group has committed every record topic holds now.
-func (g *groupOffsets) caughtUp(group, topic string) bool {
-	parts, err := g.client.Partitions(topic)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	resp, err := g.admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: parts})
-	if err != nil {
-		return false
-	}
-	for _, p := range parts {
-		end, err := g.client.GetOffset(topic, p, sarama.OffsetNewest)
-		if err != nil {
-			return false
-		}
-		committed := int64(-1)
-		if b := resp.GetBlock(topic, p); b != nil && b.Err == sarama.ErrNoError {
-			committed = b.Offset
-		}
-		if end > 0 && committed != end {
-			return false
-		}
-	}
-	return true
+	t.Cleanup(func() { _ = client.Close() })
+	return client
 }
 
 func TestEnablingAConnectorLiveStartsDelivery(t *testing.T) {
@@ -572,7 +534,7 @@ func TestEnablingAConnectorLiveStartsDelivery(t *testing.T) {
 	on, off := fakes.config(e.broker.Addr(), map[string]bool{vendor: true}), fakes.config(e.broker.Addr(), map[string]bool{vendor: false})
 	e.cfg = off
 	hub, reg, _ := e.start()
-	offsets := newGroupOffsets(t, e.broker.Addr())
+	client := offsets(t, e.broker.Addr())
 	group, entities := "synchub.connector."+vendor, kafka.EntityTopic("user")
 
 	const users = 30
@@ -602,7 +564,7 @@ func TestEnablingAConnectorLiveStartsDelivery(t *testing.T) {
 	}
 	applied += w.produce(e)
 	eventuallyHolds(t, 30*time.Second, fakes, w, vendor)
-	hubtest.Eventually(t, 30*time.Second, "the intercom stage to commit what it delivered", func() bool { return offsets.caughtUp(group, entities) })
+	hubtest.Eventually(t, 30*time.Second, "the intercom stage to commit what it delivered", func() bool { return hubtest.CaughtUp(t, client, group, entities) })
 	before := fakes.intercom.Requests()
 	enabledState := map[string]user{}
 	for _, u := range w.of(org) {
@@ -619,7 +581,7 @@ func TestEnablingAConnectorLiveStartsDelivery(t *testing.T) {
 	}
 	applied += w.produce(e)
 	hubtest.Eventually(t, 30*time.Second, "the late renames applied", func() bool { return outcome(reg, "applied") == float64(applied) })
-	hubtest.Eventually(t, 30*time.Second, "the intercom stage to read past the late renames", func() bool { return offsets.caughtUp(group, entities) })
+	hubtest.Eventually(t, 30*time.Second, "the intercom stage to read past the late renames", func() bool { return hubtest.CaughtUp(t, client, group, entities) })
 	if n := fakes.intercom.Requests(); n != before {
 		t.Errorf("intercom got %d requests after it was disabled", n-before)
 	}

@@ -94,3 +94,42 @@ func (b *Broker) Read(topic string) []*sarama.ConsumerMessage {
 	}
 	return out
 }
+
+// CaughtUp says whether group has committed every record topic holds now.
+func (b *Broker) CaughtUp(group, topic string) bool {
+	b.t.Helper()
+	return CaughtUp(b.t, b.Client, group, topic)
+}
+
+// CaughtUp says whether group has committed every record topic holds now,
+// asking through client.
+func CaughtUp(t testing.TB, client sarama.Client, group, topic string) bool {
+	t.Helper()
+	// Not admin.Close: it would close the shared client.
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: parts})
+	if err != nil {
+		return false
+	}
+	for _, p := range parts {
+		end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return false
+		}
+		committed := int64(-1)
+		if b := resp.GetBlock(topic, p); b != nil && b.Err == sarama.ErrNoError {
+			committed = b.Offset
+		}
+		if end > 0 && committed != end {
+			return false
+		}
+	}
+	return true
+}
